@@ -20,9 +20,9 @@ mod digest;
 pub mod dsse;
 mod error;
 mod keys;
-#[allow(unsafe_code)]
 mod ossl_ffi;
 mod profile;
+mod selftest;
 mod sign;
 pub mod x509;
 
@@ -34,4 +34,5 @@ pub use error::{
 };
 pub use keys::{KeyId, PrivateKey, PublicKey};
 pub use profile::{Profile, ProfileId, SM2_DEFAULT_ID};
+pub use selftest::SelfTestItem;
 pub use sign::{verify_primitive, ProfileSigner, ProfileVerifier, Signer, Verifier};

@@ -273,6 +273,9 @@ pub fn verify_primitive(
             let raw = pkey
                 .raw_public_key()
                 .map_err(|_| VerifyError::BadSignature)?;
+            if !ed25519_key_is_strict(&raw) {
+                return Err(VerifyError::BadSignature);
+            }
             ring_verify(&rsig::ED25519, &raw)
         }
         SigAlg::RsaPssSha256 => {
@@ -303,6 +306,46 @@ pub fn verify_primitive(
             }
         }
     }
+}
+
+/// The `y` coordinates (sign bit clear) of the eight Ed25519 points of small order: 0 (order 4), 1 (the
+/// identity), p - 1 (order 2) and the two of order 8.
+const ED25519_SMALL_ORDER_Y: [[u8; 32]; 5] = [
+    [0; 32],
+    [
+        1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0,
+    ],
+    [
+        0xec, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        0xff, 0x7f,
+    ],
+    [
+        0x26, 0xe8, 0x95, 0x8f, 0xc2, 0xb2, 0x27, 0xb0, 0x45, 0xc3, 0xf4, 0x89, 0xf2, 0xef, 0x98,
+        0xf0, 0xd5, 0xdf, 0xac, 0x05, 0xd3, 0xc6, 0x33, 0x39, 0xb1, 0x38, 0x02, 0x88, 0x6d, 0x53,
+        0xfc, 0x05,
+    ],
+    [
+        0xc7, 0x17, 0x6a, 0x70, 0x3d, 0x4d, 0xd8, 0x4f, 0xba, 0x3c, 0x0b, 0x76, 0x0d, 0x10, 0x67,
+        0x0f, 0x2a, 0x20, 0x53, 0xfa, 0x2c, 0x39, 0xcc, 0xc6, 0x4e, 0xc7, 0xfd, 0x77, 0x92, 0xac,
+        0x03, 0x7a,
+    ],
+];
+
+/// Whether an Ed25519 public key may verify anything: a canonical encoding (y < p, RFC 8032 5.1.3) of a
+/// point that is not of small order. ring checks neither, so without this the signature (R = identity,
+/// S = 0) verifies for every message under the identity key, also when encoded non-canonically with the
+/// sign bit set (which RFC 8032 requires decoding to refuse), and for many messages under the other
+/// small-order keys, e.g. the all-zero key.
+fn ed25519_key_is_strict(raw: &[u8]) -> bool {
+    let Ok(mut y) = <[u8; 32]>::try_from(raw) else {
+        return false;
+    };
+    y[31] &= 0x7f;
+    // p = 2^255 - 19: little-endian ed ff .. ff 7f.
+    let at_least_p = y[0] >= 0xed && y[1..31].iter().all(|&b| b == 0xff) && y[31] == 0x7f;
+    !at_least_p && !ED25519_SMALL_ORDER_Y.contains(&y)
 }
 
 fn ec_point<T: HasPublic>(pkey: &PKey<T>) -> Result<Vec<u8>, VerifyError> {

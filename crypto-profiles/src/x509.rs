@@ -8,7 +8,7 @@ use openssl::nid::Nid;
 use openssl::stack::Stack;
 use openssl::x509::store::X509StoreBuilder;
 use openssl::x509::verify::{X509VerifyFlags, X509VerifyParam};
-use openssl::x509::{X509StoreContext, X509};
+use openssl::x509::{X509KeyUsage, X509StoreContext, X509};
 use thiserror::Error;
 
 /// Checking a certificate chain failed.
@@ -161,6 +161,12 @@ pub fn verify_signer_certificate(
                 algorithm: nid.long_name().unwrap_or("unknown").to_owned(),
                 profile: profile.id(),
             });
+        }
+    }
+    // A signer certificate must allow signing; an absent keyUsage extension is unrestricted (RFC 5280).
+    if let Some(usage) = leaf.key_usage() {
+        if !usage.intersects(X509KeyUsage::DIGITAL_SIGNATURE | X509KeyUsage::NON_REPUDIATION) {
+            return Err(CertError::KeyUsage { subject });
         }
     }
     let spki = leaf

@@ -1,1 +1,8 @@
-pub fn x() {}
+//! The offline kit: its format (writer and reader, so round trips sit in one place) and the library behind
+//! the `stella-kit` command, which runs on the connected side.
+
+pub mod bench;
+pub mod clock;
+pub mod exit;
+pub mod files;
+pub mod signing;

@@ -1,0 +1,88 @@
+//! The exit codes of `stella-kit` and `stella`, one table, stable across releases (docs/exit-codes.md).
+
+use crypto_profiles::dsse::DsseError;
+use crypto_profiles::x509::CertError;
+use crypto_profiles::{ProfileError, VerifyError};
+
+/// A process exit status. The numbers never change meaning; new failure classes get new numbers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ExitStatus {
+    /// Success.
+    Ok = 0,
+    /// A signature, digest, certificate chain, threshold or trust check failed.
+    VerificationFailed = 1,
+    /// Bad flags, unreadable or malformed input files.
+    Usage = 2,
+    /// The crypto environment is incomplete (e.g. OpenSSL's GOST engine is not installed).
+    Environment = 3,
+}
+
+impl ExitStatus {
+    /// The numeric code.
+    pub fn code(self) -> u8 {
+        self as u8
+    }
+}
+
+/// A failure that knows its exit status. Library errors implement it; the binaries walk an error's chain
+/// and take the first status they find.
+pub trait Classify {
+    /// The exit status this failure maps to.
+    fn exit_status(&self) -> ExitStatus;
+}
+
+/// Finds the exit status of an error chain: the first known error type in it decides, else `Usage`.
+pub fn classify(err: &anyhow::Error) -> ExitStatus {
+    for cause in err.chain() {
+        if let Some(e) = cause.downcast_ref::<crate::signing::ToolError>() {
+            return e.exit_status();
+        }
+        if let Some(e) = cause.downcast_ref::<VerifyError>() {
+            return match e {
+                VerifyError::BadSignature
+                | VerifyError::NotAllowed(_)
+                | VerifyError::WeakKey { .. } => ExitStatus::VerificationFailed,
+                _ => ExitStatus::VerificationFailed,
+            };
+        }
+        if let Some(e) = cause.downcast_ref::<DsseError>() {
+            return match e {
+                DsseError::Malformed(_) | DsseError::Policy(_) => ExitStatus::Usage,
+                _ => ExitStatus::VerificationFailed,
+            };
+        }
+        if let Some(e) = cause.downcast_ref::<CertError>() {
+            return match e {
+                CertError::Malformed { .. } => ExitStatus::Usage,
+                _ => ExitStatus::VerificationFailed,
+            };
+        }
+        if let Some(ProfileError::GostEngineMissing { .. }) = cause.downcast_ref::<ProfileError>() {
+            return ExitStatus::Environment;
+        }
+        if let Some(crypto_profiles::KeyError::Profile(ProfileError::GostEngineMissing {
+            ..
+        })) = cause.downcast_ref::<crypto_profiles::KeyError>()
+        {
+            return ExitStatus::Environment;
+        }
+    }
+    ExitStatus::Usage
+}
+
+/// Renders an error chain on one line, dropping causes whose text the message before them already shows.
+pub fn render(err: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
+}
