@@ -16,6 +16,17 @@ pub enum ExitStatus {
     Usage = 2,
     /// The crypto environment is incomplete (e.g. OpenSSL's GOST engine is not installed).
     Environment = 3,
+    /// The kit has expired (or the appliance data is past its staleness budget).
+    Expired = 4,
+    /// The kit's sequence is not above the channel's high-water mark (rollback or replay).
+    RollbackRefused = 5,
+    /// A delta kit's base kit is not present.
+    BaseMissing = 6,
+    /// The kit is malformed: truncated, undeclared, duplicate, link or escaping entries, missing payloads,
+    /// missing or duplicated volumes.
+    Malformed = 7,
+    /// A size or decompression-ratio limit was exceeded.
+    LimitExceeded = 8,
 }
 
 impl ExitStatus {
@@ -35,6 +46,13 @@ pub trait Classify {
 /// Finds the exit status of an error chain: the first known error type in it decides, else `Usage`.
 pub fn classify(err: &anyhow::Error) -> ExitStatus {
     for cause in err.chain() {
+        if let Some(e) = cause.downcast_ref::<crate::read::KitError>() {
+            return e.exit_status();
+        }
+        if let Some(e) = cause.downcast_ref::<crate::build::BuildError>() {
+            let _ = e;
+            return ExitStatus::Usage;
+        }
         if let Some(e) = cause.downcast_ref::<crate::signing::ToolError>() {
             return e.exit_status();
         }
@@ -85,4 +103,26 @@ pub fn render(err: &anyhow::Error) -> String {
         out.push_str(&text);
     }
     out
+}
+
+impl Classify for crate::read::KitError {
+    fn exit_status(&self) -> ExitStatus {
+        use crate::read::KitError as K;
+        use crate::volume::VolumeError as V;
+        match self {
+            K::Malformed(_) | K::Entry { .. } | K::Manifest(_) => ExitStatus::Malformed,
+            K::Signature(DsseError::Malformed(_)) => ExitStatus::Malformed,
+            K::Signature(DsseError::Policy(_)) => ExitStatus::Usage,
+            K::Signature(_) | K::NotForProfile { .. } | K::Digest { .. } => {
+                ExitStatus::VerificationFailed
+            }
+            K::Expired { .. } => ExitStatus::Expired,
+            K::Limit(_) => ExitStatus::LimitExceeded,
+            K::Encrypted(_) => ExitStatus::Usage,
+            K::Volume(V::Corrupt { .. } | V::Index { .. }) => ExitStatus::VerificationFailed,
+            K::Volume(V::Io { .. }) => ExitStatus::Usage,
+            K::Volume(_) => ExitStatus::Malformed,
+            K::Io { .. } => ExitStatus::Usage,
+        }
+    }
 }

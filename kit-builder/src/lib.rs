@@ -2,7 +2,14 @@
 //! the `stella-kit` command, which runs on the connected side.
 
 pub mod bench;
+pub mod build;
+pub mod cli;
 pub mod clock;
 pub mod exit;
 pub mod files;
+pub mod manifest;
+pub mod oci;
+pub mod read;
 pub mod signing;
+pub mod source;
+pub mod volume;

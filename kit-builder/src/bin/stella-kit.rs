@@ -34,6 +34,12 @@ enum Command {
     /// DSSE envelopes.
     #[command(subcommand)]
     Dsse(DsseCommand),
+    /// Build a signed offline kit.
+    Build(Box<BuildArgs>),
+    /// Verify a kit (or its volumes, in any order) against trusted kit-signer keys.
+    Verify(VerifyArgs),
+    /// Show a kit's manifest, signers and payloads (signatures are not checked; use verify).
+    Inspect(InspectArgs),
     /// Benchmarks that compare against standard tools in the same run.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -57,6 +63,15 @@ enum KeyCommand {
         #[arg(long)]
         passphrase_file: Option<PathBuf>,
         /// Replace existing files.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Generate an age identity for encrypted kits (mode 0600); prints its recipient (age1…).
+    AgeGenerate {
+        /// Output file.
+        #[arg(long)]
+        out: PathBuf,
+        /// Replace an existing file.
         #[arg(long)]
         force: bool,
     },
@@ -134,6 +149,114 @@ struct DigestArgs {
     files: Vec<PathBuf>,
 }
 
+#[derive(Args)]
+struct BuildArgs {
+    /// Channel (e.g. stable, feeds-daily).
+    #[arg(long)]
+    channel: String,
+    /// Sequence on the channel (default: one above the last kit built on it here).
+    #[arg(long)]
+    sequence: Option<u64>,
+    /// Kit id (default CHANNEL-SEQUENCE).
+    #[arg(long)]
+    id: Option<String>,
+    /// Lifetime, e.g. 30d, 12h (from creation).
+    #[arg(long, default_value = "30d")]
+    expires: String,
+    /// Build a delta against this kit (or its volumes): only payloads it lacks are carried.
+    #[arg(long, num_args = 1..)]
+    base: Vec<PathBuf>,
+    /// Signing keys; repeat to sign under several profiles.
+    #[arg(long = "key", required = true)]
+    keys: Vec<PathBuf>,
+    /// Passphrase file for encrypted keys.
+    #[arg(long)]
+    passphrase_file: Option<PathBuf>,
+    /// Advisory / VEX feed documents (file or directory).
+    #[arg(long)]
+    feeds: Vec<PathBuf>,
+    /// Images: oci-layout:DIR, docker-archive:FILE, or a path whose kind is detected.
+    #[arg(long)]
+    image: Vec<String>,
+    /// Policy pack directory.
+    #[arg(long)]
+    policy: Vec<PathBuf>,
+    /// Trust material: kit-signer keys, trusted_root.json, trust-list certificates.
+    #[arg(long)]
+    trust: Vec<PathBuf>,
+    /// Opaque files (appliance updates).
+    #[arg(long)]
+    file: Vec<PathBuf>,
+    /// Split into volumes of at most this size (e.g. 4GiB for FAT32, 700MB for CD).
+    #[arg(long)]
+    volume_size: Option<String>,
+    /// Encrypt to this age recipient (age1…); repeat for several.
+    #[arg(long)]
+    encrypt_to: Vec<String>,
+    /// zstd level.
+    #[arg(long, default_value_t = 3)]
+    level: i32,
+    /// Directory of the per-channel sequence state (default $STELLA_KIT_STATE or ~/.local/state/stella-kit).
+    #[arg(long)]
+    state_dir: Option<PathBuf>,
+    /// Identity to read an encrypted base kit.
+    #[arg(long)]
+    identity: Vec<PathBuf>,
+    /// No progress output.
+    #[arg(long)]
+    quiet: bool,
+    /// Output kit file (NAME.kit).
+    #[arg(long)]
+    out: PathBuf,
+}
+
+#[derive(Args)]
+struct VerifyArgs {
+    /// Trusted kit-signer public keys.
+    #[arg(long = "trust", required = true)]
+    trust: Vec<PathBuf>,
+    /// How many distinct trusted keys must have signed.
+    #[arg(long, default_value_t = 1)]
+    threshold: usize,
+    /// Profile to verify under (default: the first trusted key's family).
+    #[arg(long)]
+    profile: Option<ProfileId>,
+    /// age identity file for encrypted kits.
+    #[arg(long)]
+    identity: Vec<PathBuf>,
+    /// Check expiry at this time instead of now (RFC 3339 or Unix seconds).
+    #[arg(long)]
+    at: Option<kit_builder::clock::Timestamp>,
+    /// Largest decompressed/compressed ratio accepted.
+    #[arg(long, default_value_t = kit_builder::read::Limits::default().max_ratio)]
+    max_ratio: u64,
+    /// Largest total payload size accepted, e.g. 64GiB.
+    #[arg(long)]
+    max_size: Option<String>,
+    /// JSON output.
+    #[arg(long)]
+    json: bool,
+    /// No progress output.
+    #[arg(long)]
+    quiet: bool,
+    /// The kit, or its volumes (and index) in any order.
+    #[arg(required = true)]
+    kit: Vec<PathBuf>,
+}
+
+#[derive(Args)]
+struct InspectArgs {
+    /// age identity file for encrypted kits.
+    #[arg(long)]
+    identity: Vec<PathBuf>,
+    /// JSON output (the manifest and the envelope's key ids).
+    #[arg(long)]
+    json: bool,
+    /// The kit, or its volumes in any order.
+    #[arg(required = true)]
+    kit: Vec<PathBuf>,
+}
+
 #[derive(Subcommand)]
 enum DsseCommand {
     /// Sign a payload with one or more keys (each under its own profile); prints the envelope.
@@ -204,6 +327,7 @@ fn passphrase(path: &Option<PathBuf>) -> Result<Option<zeroize::Zeroizing<Vec<u8
 
 fn run(cli: Cli) -> Result<ExitStatus> {
     let mut out = std::io::stdout().lock();
+    let out = &mut out;
     match cli.command {
         Command::Key(KeyCommand::Generate {
             profile,
@@ -226,6 +350,32 @@ fn run(cli: Cli) -> Result<ExitStatus> {
             writeln!(out, "profile: {}", profile.id())?;
             writeln!(out, "private key: {}.key.pem", prefix.display())?;
             writeln!(out, "public key: {}.pub.pem", prefix.display())?;
+        }
+        Command::Key(KeyCommand::AgeGenerate { out: path, force }) => {
+            let recipient = kit_builder::cli::generate_age_identity(&path, force)?;
+            writeln!(out, "{recipient}")?;
+        }
+        Command::Build(a) => return build(*a, out),
+        Command::Verify(a) => return verify(a, out),
+        Command::Inspect(a) => {
+            let ids = kit_builder::cli::identities(&a.identity)?;
+            let input = kit_builder::read::KitInput::from_paths(a.kit.clone());
+            let (manifest, _, envelope, _) = kit_builder::read::read_header(&input, &ids, None)?;
+            let signers: Vec<String> = envelope
+                .signatures
+                .iter()
+                .map(|s| s.keyid.clone())
+                .collect();
+            if a.json {
+                let v = serde_json::json!({"manifest": manifest, "signers": signers});
+                writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
+            } else {
+                write!(
+                    out,
+                    "{}",
+                    kit_builder::cli::render_manifest(&manifest, &signers)
+                )?;
+            }
         }
         Command::Key(KeyCommand::Id { key }) => {
             let public = signing::load_public_key(&key)?;
@@ -361,5 +511,148 @@ fn run(cli: Cli) -> Result<ExitStatus> {
             write!(out, "{table}")?;
         }
     }
+    Ok(ExitStatus::Ok)
+}
+
+fn parse_size(s: &str) -> Result<u64> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num.parse().with_context(|| format!("invalid size '{s}'"))?;
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" => 1000,
+        "kib" => 1 << 10,
+        "m" | "mb" => 1_000_000,
+        "mib" => 1 << 20,
+        "g" | "gb" => 1_000_000_000,
+        "gib" => 1 << 30,
+        "t" | "tb" => 1_000_000_000_000,
+        "tib" => 1 << 40,
+        other => anyhow::bail!("invalid size '{s}': unknown unit '{other}'"),
+    };
+    n.checked_mul(mult)
+        .with_context(|| format!("size '{s}' is too large"))
+}
+
+fn build(a: BuildArgs, out: &mut impl std::io::Write) -> Result<ExitStatus> {
+    use kit_builder::clock::{Clock as _, SystemClock, Timestamp};
+    let pass = passphrase(&a.passphrase_file)?;
+    let mut signers = Vec::new();
+    for k in &a.keys {
+        let key = signing::load_private_key(k, pass.as_deref().map(|v| &v[..]))?;
+        let profile = signing::profile_for(key.algorithm(), None, None)?;
+        signers.push((profile, key));
+    }
+    // Reproducible builds: SOURCE_DATE_EPOCH fixes the creation time (and so the expiry).
+    let created = match std::env::var("SOURCE_DATE_EPOCH") {
+        Ok(v) => Timestamp(
+            v.trim()
+                .parse()
+                .with_context(|| format!("SOURCE_DATE_EPOCH '{v}' is not Unix seconds"))?,
+        ),
+        Err(_) => SystemClock.now(),
+    };
+    let lifetime = kit_builder::clock::parse_duration(&a.expires).map_err(anyhow::Error::msg)?;
+    let state = kit_builder::cli::SequenceState::new(a.state_dir.as_deref());
+    let sequence = match a.sequence {
+        Some(s) => s,
+        None => state.next(&a.channel)?,
+    };
+    let inputs = kit_builder::cli::Inputs {
+        feeds: a.feeds,
+        images: a.image,
+        policy: a.policy,
+        trust: a.trust,
+        files: a.file,
+    };
+    let (payloads, images) = kit_builder::cli::plan(&inputs)?;
+    let ids = kit_builder::cli::identities(&a.identity)?;
+    let base = if a.base.is_empty() {
+        None
+    } else {
+        let profiles: Vec<_> = signers.iter().map(|(p, _)| p.clone()).collect();
+        Some(
+            kit_builder::cli::read_base(a.base.clone(), &ids, &profiles)
+                .context("reading the base kit")?,
+        )
+    };
+    let volume_size = a.volume_size.as_deref().map(parse_size).transpose()?;
+    let req = kit_builder::build::BuildRequest {
+        channel: a.channel.clone(),
+        sequence,
+        id: a.id,
+        created,
+        expires: Timestamp(created.0 + lifetime),
+        signers,
+        payloads,
+        images,
+        base,
+        volume_size,
+        recipients: kit_builder::cli::recipients(&a.encrypt_to)?,
+        out: a.out.clone(),
+        level: a.level,
+        progress: !a.quiet,
+        validate_feed: kit_builder::cli::validate_feed,
+    };
+    let report = kit_builder::build::build(req)?;
+    state.record(&a.channel, sequence)?;
+    writeln!(
+        out,
+        "kit: {} (channel {}, sequence {})",
+        report.manifest.id, report.manifest.channel, report.manifest.sequence
+    )?;
+    writeln!(
+        out,
+        "payloads: {} ({} bytes carried)",
+        report.manifest.payloads.len(),
+        report.payload_bytes
+    )?;
+    for o in &report.outputs {
+        writeln!(out, "wrote: {}", o.display())?;
+    }
+    writeln!(out, "size: {} bytes", report.output_bytes)?;
+    Ok(ExitStatus::Ok)
+}
+
+fn verify(a: VerifyArgs, out: &mut impl std::io::Write) -> Result<ExitStatus> {
+    use kit_builder::clock::{Clock as _, SystemClock};
+    let policy = kit_builder::cli::trust_policy(&a.trust, a.threshold, a.profile)?;
+    let ids = kit_builder::cli::identities(&a.identity)?;
+    let mut limits = kit_builder::read::Limits {
+        max_ratio: a.max_ratio,
+        ..Default::default()
+    };
+    if let Some(s) = &a.max_size {
+        limits.max_total_bytes = parse_size(s)?;
+    }
+    let opts = kit_builder::read::ReadOptions {
+        policy: &policy,
+        now: Some(a.at.unwrap_or_else(|| SystemClock.now())),
+        limits,
+        identities: &ids,
+    };
+    let input = kit_builder::read::KitInput::from_paths(a.kit.clone());
+    let verified = kit_builder::read::verify(&input, &opts, &mut kit_builder::read::VerifyOnly)
+        .with_context(|| format!("kit {} rejected", input.label()))?;
+    if a.json {
+        let v = serde_json::json!({
+            "result": "ok",
+            "kit": verified.manifest.id,
+            "channel": verified.manifest.channel,
+            "sequence": verified.manifest.sequence,
+            "expires": verified.manifest.expires,
+            "profile": policy.profile().id(),
+            "manifest_digest": format!("{}:{}", policy.profile().digest_alg(), verified.manifest_digest),
+            "payloads": verified.manifest.payloads.len(),
+            "payload_bytes": verified.payload_bytes,
+            "signatures": verified.signatures,
+            "volumes": verified.volumes.as_ref().map(|v| v.volumes.len()),
+        });
+        writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
+    } else {
+        write!(out, "{}", kit_builder::cli::render_verified(&verified))?;
+    }
+    let _ = a.quiet;
     Ok(ExitStatus::Ok)
 }

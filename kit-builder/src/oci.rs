@@ -1,0 +1,377 @@
+//! Reading OCI images for a kit: an OCI image-layout directory or a docker-archive tar (`docker save`).
+//! Each image becomes its blobs (manifest, config, layers) plus an [`ImageRef`](crate::manifest::ImageRef).
+//! Blob names are checked against their SHA-256 OCI digests while the kit is built.
+
+use crate::manifest::{ImageRef, PayloadKind};
+use crate::source::{Planned, Source};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use thiserror::Error;
+
+/// An image input could not be read.
+#[derive(Debug, Error)]
+#[error("image '{input}': {reason}")]
+pub struct ImageError {
+    /// The input as given on the command line.
+    pub input: String,
+    /// What is wrong.
+    pub reason: String,
+}
+
+const MANIFEST_OCI: &str = "application/vnd.oci.image.manifest.v1+json";
+const MANIFEST_DOCKER: &str = "application/vnd.docker.distribution.manifest.v2+json";
+const INDEX_OCI: &str = "application/vnd.oci.image.index.v1+json";
+const INDEX_DOCKER: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+const CONFIG_OCI: &str = "application/vnd.oci.image.config.v1+json";
+const LAYER_OCI_TAR: &str = "application/vnd.oci.image.layer.v1.tar";
+/// Largest manifest, index or config we read into memory.
+const MAX_JSON: u64 = 4 << 20;
+
+/// Blobs and image records gathered from one or more image inputs.
+#[derive(Debug, Default)]
+pub struct Images {
+    /// Blobs to carry, by OCI digest.
+    pub blobs: BTreeMap<String, Planned>,
+    /// One record per image manifest.
+    pub refs: Vec<ImageRef>,
+}
+
+fn sha256_hex(data: &[u8]) -> String {
+    crypto_profiles::digest_with(crypto_profiles::DigestAlg::Sha256, data)
+        .map(|d| d.hex())
+        .unwrap_or_default()
+}
+
+fn oci_digest_hex(d: &str) -> Option<&str> {
+    let hex = d.strip_prefix("sha256:")?;
+    (hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))).then_some(hex)
+}
+
+fn blob_planned(digest: &str, media_type: &str, source: Source) -> Planned {
+    Planned {
+        name: format!("oci/{}", digest.replace(':', "/")),
+        kind: PayloadKind::OciBlob,
+        media_type: media_type.to_owned(),
+        source,
+        oci_digest: Some(digest.to_owned()),
+    }
+}
+
+impl Images {
+    /// Adds an input: `oci-layout:DIR`, `docker-archive:FILE`, or a plain path whose kind is detected.
+    pub fn add(&mut self, spec: &str) -> Result<(), ImageError> {
+        let err = |reason: String| ImageError {
+            input: spec.to_owned(),
+            reason,
+        };
+        if spec.starts_with("registry:") {
+            return Err(err("pulling from a registry is not supported yet: save the image with `skopeo copy` or `docker save` and pass oci-layout:DIR or docker-archive:FILE".into()));
+        }
+        let (kind, path) = match spec.split_once(':') {
+            Some((k @ ("oci-layout" | "docker-archive"), p)) => (k, PathBuf::from(p)),
+            _ => {
+                let p = PathBuf::from(spec);
+                if p.join("oci-layout").is_file() {
+                    ("oci-layout", p)
+                } else if p.is_file() {
+                    ("docker-archive", p)
+                } else {
+                    return Err(err("not an OCI layout directory (no oci-layout file) nor a docker-archive file".into()));
+                }
+            }
+        };
+        match kind {
+            "oci-layout" => self.add_layout(spec, &path).map_err(err),
+            _ => self.add_docker_archive(spec, &path).map_err(err),
+        }
+    }
+
+    fn add_layout(&mut self, spec: &str, dir: &Path) -> Result<(), String> {
+        let layout: Value = read_json_file(&dir.join("oci-layout"))?;
+        if layout
+            .get("imageLayoutVersion")
+            .and_then(Value::as_str)
+            .is_none()
+        {
+            return Err("oci-layout lacks imageLayoutVersion".into());
+        }
+        let index_bytes = read_small(&dir.join("index.json"))?;
+        let index: Value =
+            serde_json::from_slice(&index_bytes).map_err(|e| format!("index.json: {e}"))?;
+        let blob = |digest: &str| -> Result<PathBuf, String> {
+            let hex = oci_digest_hex(digest)
+                .ok_or_else(|| format!("unsupported or malformed digest '{digest}'"))?;
+            let p = dir.join("blobs/sha256").join(hex);
+            if p.is_file() {
+                Ok(p)
+            } else {
+                Err(format!("blob {digest} is missing from the layout"))
+            }
+        };
+        let mut stack: Vec<(Value, Option<String>)> = vec![(index, None)];
+        let mut found = 0usize;
+        while let Some((idx, parent_name)) = stack.pop() {
+            let manifests = idx
+                .get("manifests")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            for desc in manifests {
+                let digest = desc
+                    .get("digest")
+                    .and_then(Value::as_str)
+                    .ok_or("descriptor without digest")?
+                    .to_owned();
+                let media = desc
+                    .get("mediaType")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned();
+                let name = desc
+                    .pointer("/annotations/org.opencontainers.image.ref.name")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned)
+                    .or_else(|| parent_name.clone());
+                let path = blob(&digest)?;
+                let bytes = read_small(&path)?;
+                if sha256_hex(&bytes) != oci_digest_hex(&digest).unwrap_or_default() {
+                    return Err(format!("blob {digest} does not match its digest"));
+                }
+                let doc: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+                let media = if media.is_empty() {
+                    doc.get("mediaType")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_owned()
+                } else {
+                    media
+                };
+                match media.as_str() {
+                    INDEX_OCI | INDEX_DOCKER => {
+                        self.blobs.insert(
+                            digest.clone(),
+                            blob_planned(&digest, &media, Source::Path(path)),
+                        );
+                        stack.push((doc, name));
+                    }
+                    MANIFEST_OCI | MANIFEST_DOCKER => {
+                        let config = doc
+                            .pointer("/config/digest")
+                            .and_then(Value::as_str)
+                            .ok_or("manifest without config")?;
+                        let config_media = doc
+                            .pointer("/config/mediaType")
+                            .and_then(Value::as_str)
+                            .unwrap_or(CONFIG_OCI);
+                        self.blobs.insert(
+                            config.to_owned(),
+                            blob_planned(config, config_media, Source::Path(blob(config)?)),
+                        );
+                        let mut layers = Vec::new();
+                        for l in doc
+                            .get("layers")
+                            .and_then(Value::as_array)
+                            .into_iter()
+                            .flatten()
+                        {
+                            let d = l
+                                .get("digest")
+                                .and_then(Value::as_str)
+                                .ok_or("layer without digest")?;
+                            let m = l
+                                .get("mediaType")
+                                .and_then(Value::as_str)
+                                .unwrap_or(LAYER_OCI_TAR);
+                            self.blobs
+                                .insert(d.to_owned(), blob_planned(d, m, Source::Path(blob(d)?)));
+                            layers.push(d.to_owned());
+                        }
+                        self.blobs.insert(
+                            digest.clone(),
+                            blob_planned(&digest, &media, Source::Path(path)),
+                        );
+                        let label = name
+                            .clone()
+                            .unwrap_or_else(|| format!("{}@{digest}", dir_label(dir)));
+                        self.refs.push(ImageRef {
+                            name: label,
+                            source: format!("oci-layout:{}", dir_label(dir)),
+                            manifest: digest,
+                            media_type: media,
+                            config: config.to_owned(),
+                            layers,
+                        });
+                        found += 1;
+                    }
+                    // Other artifacts referenced by the index travel as they are, without an image record.
+                    _ => {
+                        self.blobs.insert(
+                            digest.clone(),
+                            blob_planned(&digest, &media, Source::Path(path)),
+                        );
+                    }
+                }
+            }
+        }
+        if found == 0 {
+            return Err(format!("{spec}: index.json lists no image manifest"));
+        }
+        Ok(())
+    }
+
+    fn add_docker_archive(&mut self, spec: &str, file: &Path) -> Result<(), String> {
+        let f = File::open(file).map_err(|e| format!("{}: {e}", file.display()))?;
+        let mut archive = tar::Archive::new(f);
+        // Positions of regular entries: name -> (offset, size), so blobs stream straight from the archive.
+        let mut entries: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+        let mut manifest_json: Option<Vec<u8>> = None;
+        for e in archive
+            .entries()
+            .map_err(|e| format!("not a tar archive: {e}"))?
+        {
+            let mut e = e.map_err(|e| format!("corrupt tar archive: {e}"))?;
+            if !e.header().entry_type().is_file() {
+                continue;
+            }
+            let path = e
+                .path()
+                .map_err(|e| format!("bad entry path: {e}"))?
+                .to_string_lossy()
+                .into_owned();
+            let path = path.trim_start_matches("./").to_owned();
+            if path == "manifest.json" {
+                let mut buf = Vec::new();
+                (&mut e)
+                    .take(MAX_JSON)
+                    .read_to_end(&mut buf)
+                    .map_err(|e| format!("manifest.json: {e}"))?;
+                manifest_json = Some(buf);
+            }
+            entries.insert(path, (e.raw_file_position(), e.size()));
+        }
+        let manifest_json = manifest_json.ok_or("no manifest.json: not a docker-archive")?;
+        let list: Value =
+            serde_json::from_slice(&manifest_json).map_err(|e| format!("manifest.json: {e}"))?;
+        let list = list
+            .as_array()
+            .ok_or("manifest.json is not a list of images")?;
+        if list.is_empty() {
+            return Err("manifest.json lists no image".into());
+        }
+        let slice = |name: &str| -> Result<(Source, u64), String> {
+            let (offset, size) = entries
+                .get(name)
+                .ok_or_else(|| format!("entry '{name}' named by manifest.json is missing"))?;
+            Ok((
+                Source::Slice {
+                    file: file.to_owned(),
+                    offset: *offset,
+                    len: *size,
+                },
+                *size,
+            ))
+        };
+        let read_slice = |name: &str| -> Result<Vec<u8>, String> {
+            let (src, size) = slice(name)?;
+            if size > MAX_JSON {
+                return Err(format!("entry '{name}' is too large for a config"));
+            }
+            src.read_all().map_err(|e| format!("{name}: {e}"))
+        };
+        for (i, img) in list.iter().enumerate() {
+            let config_name = img
+                .get("Config")
+                .and_then(Value::as_str)
+                .ok_or("image without Config")?;
+            let config = read_slice(config_name)?;
+            let config_digest = format!("sha256:{}", sha256_hex(&config));
+            self.blobs.insert(
+                config_digest.clone(),
+                blob_planned(&config_digest, CONFIG_OCI, slice(config_name)?.0),
+            );
+            let mut layers = Vec::new();
+            let mut layer_descs = Vec::new();
+            for l in img
+                .get("Layers")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                let lname = l.as_str().ok_or("layer name is not a string")?;
+                let (src, size) = slice(lname)?;
+                let digest = format!("sha256:{}", hash_source(&src)?);
+                self.blobs
+                    .insert(digest.clone(), blob_planned(&digest, LAYER_OCI_TAR, src));
+                layer_descs.push(
+                    serde_json::json!({"mediaType": LAYER_OCI_TAR, "digest": digest, "size": size}),
+                );
+                layers.push(digest);
+            }
+            // The OCI manifest for the saved image, written deterministically (serde_json keeps key order).
+            let manifest = serde_json::json!({
+                "schemaVersion": 2,
+                "mediaType": MANIFEST_OCI,
+                "config": {"mediaType": CONFIG_OCI, "digest": config_digest, "size": config.len()},
+                "layers": layer_descs,
+            });
+            let bytes = serde_json::to_vec(&manifest).map_err(|e| e.to_string())?;
+            let digest = format!("sha256:{}", sha256_hex(&bytes));
+            self.blobs.insert(
+                digest.clone(),
+                blob_planned(&digest, MANIFEST_OCI, Source::Memory(bytes.into())),
+            );
+            let tag = img
+                .get("RepoTags")
+                .and_then(Value::as_array)
+                .and_then(|t| t.first())
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+                .unwrap_or_else(|| format!("{}#{i}", dir_label(file)));
+            self.refs.push(ImageRef {
+                name: tag,
+                source: format!("docker-archive:{}", dir_label(file)),
+                manifest: digest,
+                media_type: MANIFEST_OCI.into(),
+                config: config_digest,
+                layers,
+            });
+        }
+        let _ = spec;
+        Ok(())
+    }
+}
+
+fn hash_source(src: &Source) -> Result<String, String> {
+    let mut h = crypto_profiles::Profile::new(crypto_profiles::ProfileId::Fips)
+        .map_err(|e| e.to_string())?
+        .hasher()
+        .map_err(|e| e.to_string())?;
+    let mut r = src.open().map_err(|e| e.to_string())?;
+    std::io::copy(&mut r, &mut h).map_err(|e| e.to_string())?;
+    Ok(h.finish().map_err(|e| e.to_string())?.hex())
+}
+
+fn dir_label(p: &Path) -> String {
+    p.file_name()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| p.display().to_string())
+}
+
+fn read_small(p: &Path) -> Result<Vec<u8>, String> {
+    let f = File::open(p).map_err(|e| format!("{}: {e}", p.display()))?;
+    let mut buf = Vec::new();
+    f.take(MAX_JSON + 1)
+        .read_to_end(&mut buf)
+        .map_err(|e| format!("{}: {e}", p.display()))?;
+    if buf.len() as u64 > MAX_JSON {
+        return Err(format!("{}: larger than {MAX_JSON} bytes", p.display()));
+    }
+    Ok(buf)
+}
+
+fn read_json_file(p: &Path) -> Result<Value, String> {
+    serde_json::from_slice(&read_small(p)?).map_err(|e| format!("{}: {e}", p.display()))
+}
