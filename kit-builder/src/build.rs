@@ -206,8 +206,11 @@ pub fn build(req: BuildRequest) -> Result<BuildReport, BuildError> {
     let mut sources: BTreeMap<String, &Planned> = BTreeMap::new();
     for planned in &req.payloads {
         if !names.insert(planned.name.clone()) {
-            // The same OCI blob reached through two images, or the same file given twice.
-            continue;
+            // The same OCI blob reached through two images is one payload; any other clash is an error.
+            if planned.kind == PayloadKind::OciBlob {
+                continue;
+            }
+            return Err(BuildError::Input(format!("payload name '{}' is given twice", planned.name)));
         }
         let mut hasher = MultiHasher::new(&by_alg, planned.oci_digest.is_some())?;
         let mut reader = planned

@@ -51,19 +51,13 @@ pub fn plan(inputs: &Inputs) -> anyhow::Result<(Vec<Planned>, Vec<ImageRef>)> {
     Ok((planned, images.refs))
 }
 
-/// Checks a feed document at build time. Until the feeds crate parses every format, a document must at
-/// least be well-formed JSON, YAML-ish UTF-8 text, or CSV.
+/// Checks a feed document at build time with the same parsers the appliance ingests with, so a broken
+/// feed is refused on the connected side.
 pub fn validate_feed(name: &str, bytes: &[u8]) -> Result<(), String> {
-    if name.ends_with(".json") {
-        serde_json::from_slice::<serde::de::IgnoredAny>(bytes)
-            .map_err(|e| format!("not valid JSON: {e}"))?;
-        return Ok(());
-    }
-    std::str::from_utf8(bytes).map_err(|e| format!("not UTF-8 text: {e}"))?;
-    if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Err("empty document".into());
-    }
-    Ok(())
+    feeds::parse(name, bytes).map(|_| ()).map_err(|e| {
+        let msg = e.to_string();
+        msg.strip_prefix(&format!("{name}: ")).map(str::to_owned).unwrap_or(msg)
+    })
 }
 
 /// The per-channel record of the last sequence built, so builds continue where they left off.
