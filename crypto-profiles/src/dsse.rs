@@ -104,7 +104,7 @@ fn render_notes(notes: &[SignatureNote]) -> String {
 }
 
 /// What happened to one signature.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SignatureNote {
     /// The key id as written in the envelope.
     pub keyid: String,
@@ -123,7 +123,7 @@ impl SignatureNote {
 }
 
 /// The outcome of one signature.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "outcome", rename_all = "kebab-case")]
 pub enum SignatureOutcome {
     /// Valid, by a trusted key under the required profile: counted.

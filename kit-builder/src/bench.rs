@@ -176,3 +176,248 @@ pub fn crypto(budget: Duration) -> anyhow::Result<String> {
     }
     Ok(out)
 }
+
+/// A deterministic generator of mixed data: incompressible, text-like and sparse files.
+fn generate_inputs(dir: &std::path::Path, total: u64) -> anyhow::Result<u64> {
+    use std::io::Write as _;
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let words: Vec<&[u8]> = [
+        "package",
+        "version",
+        "advisory",
+        "affected",
+        "fixed",
+        "ecosystem",
+        "severity",
+        "CVE-2026-",
+        "purl",
+        "pkg:deb/debian/openssl@3.0.19",
+        "\"summary\": ",
+        "{\n  \"id\": ",
+        "layer",
+        "sha256:",
+        "0123456789abcdef",
+    ]
+    .iter()
+    .map(|s| s.as_bytes())
+    .collect();
+    std::fs::create_dir_all(dir)?;
+    let mut written = 0u64;
+    let mut i = 0u32;
+    let mut buf = vec![0u8; 1 << 20];
+    while written < total {
+        let size = match i % 7 {
+            0 => 64 << 20,
+            1 | 2 => 8 << 20,
+            3 => 1 << 20,
+            _ => 64 << 10,
+        }
+        .min(total - written);
+        let kind = i % 5; // 0,1: random; 2,3: text; 4: sparse
+        let mut f =
+            std::io::BufWriter::new(std::fs::File::create(dir.join(format!("f{i:05}.bin")))?);
+        let mut left = size;
+        while left > 0 {
+            let n = left.min(buf.len() as u64) as usize;
+            match kind {
+                0 | 1 => {
+                    for chunk in buf[..n].chunks_mut(8) {
+                        let v = next().to_le_bytes();
+                        chunk.copy_from_slice(&v[..chunk.len()]);
+                    }
+                }
+                2 | 3 => {
+                    let mut p = 0;
+                    while p < n {
+                        let w = words[(next() % words.len() as u64) as usize];
+                        let take = w.len().min(n - p);
+                        buf[p..p + take].copy_from_slice(&w[..take]);
+                        p += take;
+                        if p < n {
+                            buf[p] = b' ';
+                            p += 1;
+                        }
+                    }
+                }
+                _ => {
+                    buf[..n].fill(0);
+                    for _ in 0..n / 4096 {
+                        let at = (next() % n as u64) as usize;
+                        buf[at] = (next() & 0xff) as u8;
+                    }
+                }
+            }
+            f.write_all(&buf[..n])?;
+            left -= n as u64;
+        }
+        f.flush()?;
+        written += size;
+        i += 1;
+    }
+    Ok(written)
+}
+
+/// Peak resident set size of this process so far, in MiB (VmHWM).
+fn peak_rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .map(str::to_owned)
+        })
+        .and_then(|l| {
+            l.split_whitespace()
+                .nth(1)
+                .and_then(|v| v.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+fn shell_seconds(script: &str) -> Option<f64> {
+    let start = Instant::now();
+    let ok = Command::new("bash")
+        .args(["-o", "pipefail", "-c", script])
+        .status()
+        .ok()?
+        .success();
+    ok.then(|| start.elapsed().as_secs_f64())
+}
+
+/// The kit benchmark: build and verify throughput on generated mixed data against `tar | zstd` and
+/// `zstd -d | sha256sum` (and the Streebog / SM3 equivalents with `openssl dgst`), with peak RSS.
+pub fn kit(total: u64, work: &std::path::Path) -> anyhow::Result<String> {
+    use crate::clock::Timestamp;
+    use crate::read::{KitInput, Limits, ReadOptions, VerifyOnly};
+    let inputs = work.join("inputs");
+    let bytes = if inputs.is_dir() {
+        crate::source::walk(&inputs)?
+            .iter()
+            .map(|(_, p)| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0))
+            .sum()
+    } else {
+        generate_inputs(&inputs, total)?
+    };
+    let mib = bytes as f64 / 1048576.0;
+    let mut out = String::new();
+    writeln!(out, "# stella-kit bench kit: {mib:.0} MiB of generated mixed data (random, text-like, sparse) in {}", inputs.display())?;
+    writeln!(out, "# standard tools run in the same session on the same files; ratio = ours / theirs throughput")?;
+    writeln!(out)?;
+    writeln!(
+        out,
+        "{:<34} {:>9} {:>10} {:>34} {:>9} {:>10} {:>6}",
+        "operation", "seconds", "MiB/s", "standard tool", "seconds", "MiB/s", "ratio"
+    )?;
+    let rss_before = peak_rss_mib();
+    for id in [ProfileId::Fips, ProfileId::Gost, ProfileId::Sm] {
+        let profile = Profile::new(id)?;
+        let key = PrivateKey::generate(&profile, None)?;
+        let public = key.public_key().clone();
+        let kit_path = work.join(format!("bench-{}.kit", id.name()));
+        let planned =
+            crate::source::plan_files(&inputs, crate::manifest::PayloadKind::File, "files")?;
+        let start = Instant::now();
+        crate::build::build(crate::build::BuildRequest {
+            channel: "bench".into(),
+            sequence: 1,
+            id: None,
+            created: Timestamp(1_800_000_000),
+            expires: Timestamp(1_900_000_000),
+            signers: vec![(profile.clone(), key)],
+            payloads: planned,
+            images: Vec::new(),
+            base: None,
+            volume_size: None,
+            recipients: Vec::new(),
+            out: kit_path.clone(),
+            level: 3,
+            progress: false,
+            validate_feed: crate::cli::validate_feed,
+        })?;
+        let build_s = start.elapsed().as_secs_f64();
+        let std_build = shell_seconds(&format!(
+            "tar -cf - -C '{}' . | zstd -3 -T0 -q -c > '{}/std.tar.zst'",
+            inputs.display(),
+            work.display()
+        ));
+        let hash_cmd = match id {
+            ProfileId::Gost => "openssl dgst -engine gost -md_gost12_256 2>/dev/null",
+            ProfileId::Sm => "openssl dgst -sm3",
+            _ => "sha256sum",
+        };
+        // Build includes hashing under the profile digest; the fair comparison is tar|zstd plus the hash.
+        let std_build_hash = shell_seconds(&format!(
+            "tar -cf - -C '{}' . | tee >({hash_cmd} > /dev/null) | zstd -3 -T0 -q -c > '{}/std.tar.zst'",
+            inputs.display(),
+            work.display()
+        ));
+        let policy = crypto_profiles::dsse::TrustPolicy::new(profile.clone(), vec![public], 1)?;
+        let opts = ReadOptions {
+            policy: &policy,
+            now: Some(Timestamp(1_800_000_001)),
+            limits: Limits::default(),
+            identities: &[],
+        };
+        let start = Instant::now();
+        crate::read::verify(&KitInput::File(kit_path.clone()), &opts, &mut VerifyOnly)?;
+        let verify_s = start.elapsed().as_secs_f64();
+        let std_verify = shell_seconds(&format!(
+            "zstd -dc -q '{}' | {hash_cmd} > /dev/null",
+            kit_path.display()
+        ));
+        let row =
+            |out: &mut String, op: &str, s: f64, tool: &str, t: Option<f64>| -> std::fmt::Result {
+                let ours = mib / s;
+                let theirs = t.map(|t| mib / t);
+                writeln!(
+                    out,
+                    "{:<34} {:>9.2} {:>10.0} {:>34} {:>9} {:>10} {:>6}",
+                    op,
+                    s,
+                    ours,
+                    tool,
+                    t.map_or("n/a".into(), |t| format!("{t:.2}")),
+                    opt(theirs),
+                    ratio(ours, theirs)
+                )
+            };
+        row(
+            &mut out,
+            &format!("build ({})", id.name()),
+            build_s,
+            "tar -c | zstd -3 -T0",
+            std_build,
+        )?;
+        row(
+            &mut out,
+            &format!("build ({})", id.name()),
+            build_s,
+            &format!(
+                "tar -c | tee >({}) | zstd",
+                hash_cmd.split(' ').take(3).collect::<Vec<_>>().join(" ")
+            ),
+            std_build_hash,
+        )?;
+        row(
+            &mut out,
+            &format!("verify ({})", id.name()),
+            verify_s,
+            &format!(
+                "zstd -d | {}",
+                hash_cmd.split(' ').take(3).collect::<Vec<_>>().join(" ")
+            ),
+            std_verify,
+        )?;
+        let _ = std::fs::remove_file(&kit_path);
+    }
+    let _ = std::fs::remove_file(work.join("std.tar.zst"));
+    writeln!(out)?;
+    writeln!(out, "peak RSS of the benchmark process: {:.0} MiB (before the kit runs: {rss_before:.0} MiB); input {mib:.0} MiB", peak_rss_mib())?;
+    Ok(out)
+}

@@ -210,7 +210,10 @@ pub fn build(req: BuildRequest) -> Result<BuildReport, BuildError> {
             if planned.kind == PayloadKind::OciBlob {
                 continue;
             }
-            return Err(BuildError::Input(format!("payload name '{}' is given twice", planned.name)));
+            return Err(BuildError::Input(format!(
+                "payload name '{}' is given twice",
+                planned.name
+            )));
         }
         let mut hasher = MultiHasher::new(&by_alg, planned.oci_digest.is_some())?;
         let mut reader = planned

@@ -56,7 +56,9 @@ pub fn plan(inputs: &Inputs) -> anyhow::Result<(Vec<Planned>, Vec<ImageRef>)> {
 pub fn validate_feed(name: &str, bytes: &[u8]) -> Result<(), String> {
     feeds::parse(name, bytes).map(|_| ()).map_err(|e| {
         let msg = e.to_string();
-        msg.strip_prefix(&format!("{name}: ")).map(str::to_owned).unwrap_or(msg)
+        msg.strip_prefix(&format!("{name}: "))
+            .map(str::to_owned)
+            .unwrap_or(msg)
     })
 }
 

@@ -113,7 +113,7 @@ impl Classify for crate::read::KitError {
             K::Malformed(_) | K::Entry { .. } | K::Manifest(_) => ExitStatus::Malformed,
             K::Signature(DsseError::Malformed(_)) => ExitStatus::Malformed,
             K::Signature(DsseError::Policy(_)) => ExitStatus::Usage,
-            K::Signature(_) | K::NotForProfile { .. } | K::Digest { .. } => {
+            K::Signature(_) | K::ManifestNotSigned | K::NotForProfile { .. } | K::Digest { .. } => {
                 ExitStatus::VerificationFailed
             }
             K::Expired { .. } => ExitStatus::Expired,
@@ -123,6 +123,12 @@ impl Classify for crate::read::KitError {
             K::Volume(V::Io { .. }) => ExitStatus::Usage,
             K::Volume(_) => ExitStatus::Malformed,
             K::Io { .. } => ExitStatus::Usage,
+            K::Refused { class, .. } => match class {
+                crate::read::Refusal::Rollback => ExitStatus::RollbackRefused,
+                crate::read::Refusal::BaseMissing => ExitStatus::BaseMissing,
+                crate::read::Refusal::Stale => ExitStatus::Expired,
+                _ => ExitStatus::VerificationFailed,
+            },
         }
     }
 }

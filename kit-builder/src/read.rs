@@ -89,6 +89,9 @@ pub enum KitError {
     /// Signatures do not meet the trust policy.
     #[error("kit.dsse.json: {0}")]
     Signature(DsseError),
+    /// `kit.json` is not the manifest the envelope signs (the manifest was altered after signing).
+    #[error("entry 'kit.json': differs from the manifest signed in kit.dsse.json")]
+    ManifestNotSigned,
     /// The kit is not signed for the site's profile.
     #[error("kit is signed for profiles {signed:?}, not for '{profile}'")]
     NotForProfile {
@@ -126,6 +129,14 @@ pub enum KitError {
     /// A volume problem.
     #[error(transparent)]
     Volume(#[from] VolumeError),
+    /// The site refuses the kit (rollback, missing base, staleness, unauthorised trust change).
+    #[error("{message}")]
+    Refused {
+        /// The class.
+        class: Refusal,
+        /// The message.
+        message: String,
+    },
     /// Reading failed.
     #[error("{context}: {source}")]
     Io {
@@ -158,9 +169,28 @@ impl std::fmt::Debug for ReadOptions<'_> {
     }
 }
 
+/// Why a site refuses a kit whose signatures are fine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Refusal {
+    /// Sequence not above the channel's high-water mark (rollback or replay).
+    Rollback,
+    /// A delta whose base the site lacks.
+    BaseMissing,
+    /// Older than the site's staleness budget, or created in the future.
+    Stale,
+    /// A trust change not authorised by the current signer set.
+    Unauthorised,
+}
+
 /// Receives verified payload bytes. `stage` must consume the reader; the reader then checks the digest,
 /// and the caller learns the outcome through `keep` or `discard`.
 pub trait BlobSink {
+    /// Called once the manifest's signatures verified and before any payload is read: the site's own
+    /// checks (sequence, base, staleness) refuse here, before a byte of payload is staged.
+    fn check_manifest(&mut self, _manifest: &Manifest) -> Result<(), (Refusal, String)> {
+        Ok(())
+    }
     /// Stages one payload's bytes.
     fn stage(&mut self, payload: &Payload, data: &mut dyn Read) -> io::Result<()>;
     /// The last staged payload verified.
@@ -405,7 +435,9 @@ fn first_two<R: Read>(
         let mut e = entries
             .next()
             .ok_or_else(|| KitError::Malformed(format!("kit ends before '{want}'")))?
-            .map_err(|e| KitError::Malformed(format!("before '{want}': {e}")))?;
+            .map_err(|e| {
+                KitError::Malformed(format!("before '{want}': {e} (truncated or corrupt kit)"))
+            })?;
         let path = entry_path(&e)?;
         if path != want {
             return Err(KitError::Entry {
@@ -442,10 +474,7 @@ pub fn verify(
         .verify_typed(opts.policy, manifest::PAYLOAD_TYPE)
         .map_err(KitError::Signature)?;
     if verified.payload != manifest_bytes {
-        return Err(KitError::Entry {
-            entry: manifest::MANIFEST_PATH.into(),
-            reason: "differs from the manifest signed in kit.dsse.json".into(),
-        });
+        return Err(KitError::ManifestNotSigned);
     }
     let manifest = Manifest::from_bytes(&manifest_bytes)?;
     if !manifest.profiles.contains(&profile.id()) {
@@ -473,6 +502,8 @@ pub fn verify(
             });
         }
     }
+    sink.check_manifest(&manifest)
+        .map_err(|(class, message)| KitError::Refused { class, message })?;
     let alg = profile.digest_alg();
     let manifest_digest = profile
         .digest(&manifest_bytes)

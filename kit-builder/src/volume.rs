@@ -112,6 +112,12 @@ impl VolumeWriter {
             let f = tempfile::Builder::new()
                 .prefix(".stella-kit-")
                 .tempfile_in(&self.dir)?;
+            // Kits are published artifacts: world-readable like the index (temp files start at 0600).
+            {
+                use std::os::unix::fs::PermissionsExt;
+                f.as_file()
+                    .set_permissions(std::fs::Permissions::from_mode(0o644))?;
+            }
             let h = MultiHasher::new(&self.by_alg, false)
                 .map_err(|e| io::Error::other(e.to_string()))?;
             self.current = Some((f, h, 0));

@@ -305,6 +305,15 @@ enum BenchCommand {
         #[arg(long, default_value_t = 1.0)]
         seconds: f64,
     },
+    /// Kit build and verify throughput and peak RSS on generated data, next to tar|zstd and zstd -d|sha256sum.
+    Kit {
+        /// How much input to generate (kept in WORK/inputs and reused).
+        #[arg(long, default_value = "1GiB")]
+        size: String,
+        /// Working directory.
+        #[arg(long, default_value = "target/bench-kit")]
+        work: PathBuf,
+    },
 }
 
 fn main() -> std::process::ExitCode {
@@ -508,6 +517,12 @@ fn run(cli: Cli) -> Result<ExitStatus> {
         }
         Command::Bench(BenchCommand::Crypto { seconds }) => {
             let table = kit_builder::bench::crypto(std::time::Duration::from_secs_f64(seconds))?;
+            write!(out, "{table}")?;
+        }
+        Command::Bench(BenchCommand::Kit { size, work }) => {
+            std::fs::create_dir_all(&work)
+                .with_context(|| format!("{}: cannot create", work.display()))?;
+            let table = kit_builder::bench::kit(parse_size(&size)?, &work)?;
             write!(out, "{table}")?;
         }
     }
