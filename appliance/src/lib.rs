@@ -1,4 +1,10 @@
-//! The sealed Stella Ops appliance. Domains land as modules (`store`, `import`, `scan`, `vuln`, `vex`,
-//! `policy`, `release`, `evidence`, `audit`, `deploy`, `web`), each with a small public surface.
+//! The sealed Stella Ops appliance. Domains are modules (`store`, `site`, `import`, `audit`, and later
+//! `scan`, `vuln`, `vex`, `policy`, `release`, `evidence`, `deploy`, `web`), each with a small public
+//! surface.
 
+pub mod audit;
 pub mod diagnostics;
+pub mod import;
+pub mod site;
+pub mod status;
+pub mod store;

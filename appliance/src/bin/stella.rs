@@ -1,9 +1,14 @@
 //! `stella`: the appliance's command line. Thin glue over the `appliance` library.
 
-use anyhow::Result;
+use anyhow::{Context as _, Result};
+use appliance::import::{self, ImportRequest};
+use appliance::site::{self, InitRequest, Site};
 use clap::{Parser, Subcommand};
 use crypto_profiles::ProfileId;
+use kit_builder::clock::{Clock as _, SystemClock, Timestamp};
 use kit_builder::exit::{classify, render, ExitStatus};
+use std::io::Write as _;
+use std::path::PathBuf;
 
 #[derive(Parser)]
 #[command(
@@ -12,12 +17,88 @@ use kit_builder::exit::{classify, render, ExitStatus};
     about = "Stella Ops appliance: sealed, offline release control plane"
 )]
 struct Cli {
+    /// Data directory (default: $STELLA_DATA, else /var/lib/stella).
+    #[arg(long, global = true)]
+    data: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Subcommand)]
 enum Command {
+    /// Create the site: config, the appliance's signing key, the trusted kit-signer set.
+    Init {
+        /// Crypto profile: fips, eidas, gost or sm.
+        #[arg(long)]
+        profile: ProfileId,
+        /// Trusted kit-signer public key (SPKI PEM); repeat for several.
+        #[arg(long = "kit-signer", required = true)]
+        kit_signers: Vec<PathBuf>,
+        /// How many kit signers must sign a kit.
+        #[arg(long, default_value_t = 1)]
+        threshold: usize,
+        /// age identity for encrypted kits (copied into the site).
+        #[arg(long)]
+        age_identity: Option<PathBuf>,
+        /// SM2 distinguishing ID (profile sm).
+        #[arg(long)]
+        sm2_id: Option<String>,
+    },
+    /// Import a kit (or its volumes, in any order), or watch a directory for kits.
+    Import {
+        /// The kit, or its volumes (and index).
+        #[arg(required_unless_present = "watch")]
+        kit: Vec<PathBuf>,
+        /// Accept a sequence at or below the channel's high-water mark; needs --reason and is audited.
+        #[arg(long, requires = "reason")]
+        force: bool,
+        /// Why the import is forced.
+        #[arg(long)]
+        reason: Option<String>,
+        /// Watch this directory (a removable-media mount point): import each new kit once.
+        #[arg(long, conflicts_with = "kit")]
+        watch: Option<PathBuf>,
+        /// With --watch: scan once and exit.
+        #[arg(long)]
+        once: bool,
+        /// With --watch: seconds between scans.
+        #[arg(long, default_value_t = 2)]
+        interval: u64,
+        /// JSON output (the signed receipt).
+        #[arg(long)]
+        json: bool,
+    },
+    /// List imported kits, or quarantined ones.
+    Kits {
+        /// Rejected imports and why.
+        #[arg(long)]
+        quarantine: bool,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Profile, kit-signer set, channel high-water marks, data freshness.
+    Status {
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Re-hash every blob and check every reference and the audit chain.
+    Fsck {
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The audit log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+    /// Dump the store's knowledge trees and blob listing as JSON (receipts, audit and quarantine only with
+    /// --all), to compare states before and after an operation.
+    Dump {
+        /// Include the record trees (receipts, audit, quarantine).
+        #[arg(long)]
+        all: bool,
+    },
     /// Run the crypto self-test (known answers and pairwise sign/verify) of one or every profile.
     Selftest {
         /// Only this profile.
@@ -29,31 +110,350 @@ enum Command {
     },
 }
 
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Recompute the hash chain; names the first edited, removed or reordered event.
+    Verify,
+    /// Print events.
+    Log {
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
 fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(tracing_subscriber::EnvFilter::from_env("STELLA_LOG"))
+        .init();
     match run(Cli::parse()) {
         Ok(status) => std::process::ExitCode::from(status.code()),
         Err(err) => {
             eprintln!("stella: error: {}", render(&err));
-            std::process::ExitCode::from(classify(&err).code())
+            std::process::ExitCode::from(exit_status(&err).code())
         }
     }
 }
 
+/// The exit status of an error: an import refusal carries its own, anything else is classified by the
+/// shared table.
+fn exit_status(err: &anyhow::Error) -> ExitStatus {
+    use kit_builder::exit::Classify as _;
+    for cause in err.chain() {
+        if let Some(e) = cause.downcast_ref::<import::ImportError>() {
+            return e.exit_status();
+        }
+    }
+    classify(err)
+}
+
+/// The appliance clock: the system clock, or `STELLA_NOW` (RFC 3339 or Unix seconds) for replay and tests.
+fn now() -> Result<Timestamp> {
+    match std::env::var("STELLA_NOW") {
+        Ok(v) => v.parse().map_err(anyhow::Error::from).context("STELLA_NOW"),
+        Err(_) => Ok(SystemClock.now()),
+    }
+}
+
+fn open(data: &Option<PathBuf>) -> Result<Site> {
+    let root = site::data_dir(data.as_deref());
+    let site = Site::open(&root)?;
+    let recovered = import::recover(&site)?;
+    if recovered > 0 {
+        eprintln!("stella: recovered from {recovered} interrupted import(s): their new blobs were removed");
+    }
+    Ok(site)
+}
+
+fn actor() -> String {
+    format!(
+        "cli:{}",
+        std::env::var("USER").unwrap_or_else(|_| "root".into())
+    )
+}
+
 fn run(cli: Cli) -> Result<ExitStatus> {
+    let mut out = std::io::stdout().lock();
     match cli.command {
+        Command::Init {
+            profile,
+            kit_signers,
+            threshold,
+            age_identity,
+            sm2_id,
+        } => {
+            let root = site::data_dir(cli.data.as_deref());
+            let mut signers = Vec::new();
+            for p in kit_signers {
+                let pem = std::fs::read_to_string(&p)
+                    .with_context(|| format!("{}: cannot read", p.display()))?;
+                signers.push((p, pem));
+            }
+            let site = Site::init(InitRequest {
+                root: root.clone(),
+                profile,
+                kit_signers: signers,
+                threshold,
+                age_identity,
+                sm2_id,
+                now: now()?,
+            })?;
+            writeln!(out, "site created at {}", root.display())?;
+            writeln!(out, "profile: {}", site.profile.id())?;
+            writeln!(
+                out,
+                "appliance key: {} ({})",
+                site.key().key_id(),
+                site.key().algorithm()
+            )?;
+            let set = site.signer_set()?;
+            writeln!(
+                out,
+                "kit signers: {} (threshold {})",
+                set.keys.len(),
+                set.threshold
+            )?;
+        }
+        Command::Import {
+            kit,
+            force,
+            reason,
+            watch,
+            once,
+            interval,
+            json,
+        } => {
+            let site = open(&cli.data)?;
+            if let Some(dir) = watch {
+                return watch_dir(&site, &dir, once, interval, &mut out);
+            }
+            let req = ImportRequest {
+                input: kit_builder::read::KitInput::from_paths(kit),
+                force_reason: if force { reason } else { None },
+                now: now()?,
+                actor: actor(),
+            };
+            match import::import(&site, &req) {
+                Ok(signed) => {
+                    if json {
+                        writeln!(out, "{}", serde_json::to_string_pretty(&signed)?)?;
+                    } else {
+                        let r = &signed.receipt;
+                        writeln!(
+                            out,
+                            "imported kit '{}' (channel {}, sequence {})",
+                            r.kit.as_deref().unwrap_or("?"),
+                            r.channel.as_deref().unwrap_or("?"),
+                            r.sequence.unwrap_or(0)
+                        )?;
+                        for c in &r.checks {
+                            writeln!(out, "  {:<22} {}", c.name, c.result)?;
+                        }
+                        for (k, v) in &r.counts {
+                            writeln!(out, "  {k:<22} {v}")?;
+                        }
+                        for w in &r.warnings {
+                            writeln!(out, "  warning: {w}")?;
+                        }
+                        writeln!(out, "receipt {} signed by the appliance key", r.number)?;
+                    }
+                }
+                Err(e) => {
+                    if json {
+                        if let Some(r) = &e.receipt {
+                            writeln!(out, "{}", serde_json::to_string_pretty(r)?)?;
+                        }
+                    }
+                    return Err(e.into());
+                }
+            }
+        }
+        Command::Kits { quarantine, json } => {
+            let site = open(&cli.data)?;
+            if quarantine {
+                let q = appliance::status::quarantine(&site)?;
+                if json {
+                    writeln!(out, "{}", serde_json::to_string_pretty(&q)?)?;
+                } else {
+                    for r in q {
+                        writeln!(
+                            out,
+                            "{}  {}  {}",
+                            r["time"].as_str().unwrap_or(""),
+                            r["input"].as_str().unwrap_or(""),
+                            r["reason"].as_str().unwrap_or("")
+                        )?;
+                    }
+                }
+            } else {
+                let kits = appliance::status::kits(&site)?;
+                if json {
+                    writeln!(out, "{}", serde_json::to_string_pretty(&kits)?)?;
+                } else {
+                    for k in kits {
+                        writeln!(
+                            out,
+                            "{:<28} {:<14} seq {:<6} created {} imported {}{}",
+                            k.id,
+                            k.channel,
+                            k.sequence,
+                            k.created,
+                            k.imported,
+                            k.base.map(|b| format!(" delta of {b}")).unwrap_or_default()
+                        )?;
+                    }
+                }
+            }
+        }
+        Command::Status { json } => {
+            let site = open(&cli.data)?;
+            let s = appliance::status::status(&site, now()?)?;
+            if json {
+                writeln!(out, "{}", serde_json::to_string_pretty(&s)?)?;
+            } else {
+                write!(out, "{}", appliance::status::render_status(&s))?;
+            }
+        }
+        Command::Fsck { json } => {
+            let site = open(&cli.data)?;
+            let problems = appliance::status::fsck(&site)?;
+            if json {
+                writeln!(
+                    out,
+                    "{}",
+                    serde_json::json!({"ok": problems.is_empty(), "problems": problems})
+                )?;
+            } else if problems.is_empty() {
+                writeln!(
+                    out,
+                    "fsck: ok ({} blobs re-hashed)",
+                    site.store.cas().list()?.len()
+                )?;
+            } else {
+                for p in &problems {
+                    writeln!(out, "fsck: {p}")?;
+                }
+            }
+            if !problems.is_empty() {
+                return Ok(ExitStatus::VerificationFailed);
+            }
+        }
+        Command::Dump { all } => {
+            let site = open(&cli.data)?;
+            let mut trees = serde_json::Map::new();
+            for (tree, entries) in site.store.dump()? {
+                if tree.is_record() && !all {
+                    continue;
+                }
+                let rows: Vec<serde_json::Value> = entries
+                    .iter()
+                    .map(|(k, v)| serde_json::json!([hex::encode(k), hex::encode(v)]))
+                    .collect();
+                trees.insert(tree.name().into(), rows.into());
+            }
+            let mut blobs = Vec::new();
+            for (alg, h) in site.store.cas().list()? {
+                let len = std::fs::metadata(site.store.cas().path(&alg, &h))
+                    .map(|m| m.len())
+                    .unwrap_or(0);
+                blobs.push(format!("{alg}/{h} {len}"));
+            }
+            writeln!(
+                out,
+                "{}",
+                serde_json::to_string_pretty(&serde_json::json!({"trees": trees, "blobs": blobs}))?
+            )?;
+        }
+        Command::Audit(AuditCommand::Verify) => {
+            let site = open(&cli.data)?;
+            match appliance::audit::verify(&site.store, &site.profile) {
+                Ok(n) => writeln!(
+                    out,
+                    "audit chain ok: {n} events, {}",
+                    site.profile.digest_alg()
+                )?,
+                Err(e) => {
+                    writeln!(out, "audit chain BROKEN: {e}")?;
+                    return Ok(ExitStatus::VerificationFailed);
+                }
+            }
+        }
+        Command::Audit(AuditCommand::Log { json }) => {
+            let site = open(&cli.data)?;
+            let events = appliance::audit::events(&site.store)?;
+            if json {
+                writeln!(out, "{}", serde_json::to_string_pretty(&events)?)?;
+            } else {
+                for e in events {
+                    writeln!(
+                        out,
+                        "{:>6} {} {:<20} {:<12} {}",
+                        e.seq, e.time, e.kind, e.actor, e.data
+                    )?;
+                }
+            }
+        }
         Command::Selftest { profile, json } => {
             let ids: Vec<ProfileId> = profile.map_or_else(|| ProfileId::ALL.to_vec(), |p| vec![p]);
             let reports = appliance::diagnostics::self_test(&ids);
             if json {
-                println!("{}", serde_json::to_string_pretty(&reports)?);
+                writeln!(out, "{}", serde_json::to_string_pretty(&reports)?)?;
             } else {
-                print!("{}", appliance::diagnostics::render(&reports));
+                write!(out, "{}", appliance::diagnostics::render(&reports))?;
             }
-            Ok(if reports.iter().all(|r| r.ok) {
+            return Ok(if reports.iter().all(|r| r.ok) {
                 ExitStatus::Ok
             } else {
                 ExitStatus::Environment
-            })
+            });
         }
+    }
+    Ok(ExitStatus::Ok)
+}
+
+fn watch_dir(
+    site: &Site,
+    dir: &std::path::Path,
+    once: bool,
+    interval: u64,
+    out: &mut impl std::io::Write,
+) -> Result<ExitStatus> {
+    loop {
+        let inputs = import::pending_inputs(dir)
+            .with_context(|| format!("{}: cannot list", dir.display()))?;
+        for (name, input) in inputs {
+            let fp = import::input_fingerprint(&input);
+            if import::seen(site, &fp)? {
+                continue;
+            }
+            let req = ImportRequest {
+                input,
+                force_reason: None,
+                now: now()?,
+                actor: "watch".into(),
+            };
+            let result = match import::import(site, &req) {
+                Ok(r) => {
+                    writeln!(
+                        out,
+                        "{name}: imported kit '{}' (receipt {})",
+                        r.receipt.kit.as_deref().unwrap_or("?"),
+                        r.receipt.number
+                    )?;
+                    "imported".to_owned()
+                }
+                Err(e) => {
+                    writeln!(out, "{name}: rejected: {}", e.message)?;
+                    format!("rejected: {}", e.message)
+                }
+            };
+            out.flush()?;
+            import::mark_seen(site, &fp, &result)?;
+        }
+        if once {
+            return Ok(ExitStatus::Ok);
+        }
+        std::thread::sleep(std::time::Duration::from_secs(interval.max(1)));
     }
 }

@@ -34,6 +34,9 @@ enum Command {
     /// DSSE envelopes.
     #[command(subcommand)]
     Dsse(DsseCommand),
+    /// Kit-signer sets: sign a new set with the current signers, for rotation through a kit.
+    #[command(subcommand)]
+    Signers(SignersCommand),
     /// Build a signed offline kit.
     Build(Box<BuildArgs>),
     /// Verify a kit (or its volumes, in any order) against trusted kit-signer keys.
@@ -147,6 +150,28 @@ struct DigestArgs {
     /// Files (`-` for standard input).
     #[arg(required = true)]
     files: Vec<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum SignersCommand {
+    /// Write NEW kit-signer set signed by the CURRENT signers; carry it with `build --trust FILE`.
+    Sign {
+        /// Public keys of the new set.
+        #[arg(long = "new-key", required = true)]
+        new_keys: Vec<PathBuf>,
+        /// Threshold of the new set.
+        #[arg(long, default_value_t = 1)]
+        threshold: usize,
+        /// Version of the new set (above the site's current one; sites start at 1).
+        #[arg(long)]
+        version: u64,
+        /// Current signers' private keys (a threshold of the current set must sign).
+        #[arg(long = "key", required = true)]
+        keys: Vec<PathBuf>,
+        /// Output (its name must end in kit-signers.dsse.json).
+        #[arg(long, default_value = "kit-signers.dsse.json")]
+        out: PathBuf,
+    },
 }
 
 #[derive(Args)]
@@ -363,6 +388,47 @@ fn run(cli: Cli) -> Result<ExitStatus> {
         Command::Key(KeyCommand::AgeGenerate { out: path, force }) => {
             let recipient = kit_builder::cli::generate_age_identity(&path, force)?;
             writeln!(out, "{recipient}")?;
+        }
+        Command::Signers(SignersCommand::Sign {
+            new_keys,
+            threshold,
+            version,
+            keys,
+            out: dest,
+        }) => {
+            if !dest
+                .to_string_lossy()
+                .ends_with(kit_builder::signers::SIGNER_SET_SUFFIX)
+            {
+                anyhow::bail!(
+                    "{}: the file name must end in {}",
+                    dest.display(),
+                    kit_builder::signers::SIGNER_SET_SUFFIX
+                );
+            }
+            let new: Vec<_> = new_keys
+                .iter()
+                .map(|p| signing::load_public_key(p))
+                .collect::<Result<_, _>>()?;
+            let set = kit_builder::signers::SignerSet::new(version, threshold, &new);
+            let mut signers = Vec::new();
+            for k in &keys {
+                let key = signing::load_private_key(k, None)?;
+                let profile = signing::profile_for(key.algorithm(), None, None)?;
+                signers.push(
+                    profile
+                        .signer(key)
+                        .map_err(|e| anyhow::anyhow!("{}: {e}", k.display()))?,
+                );
+            }
+            let refs: Vec<&dyn crypto_profiles::Signer> = signers
+                .iter()
+                .map(|s| s as &dyn crypto_profiles::Signer)
+                .collect();
+            let env = set.sign(&refs)?;
+            kit_builder::files::write_atomic(&dest, &env.to_json(), 0o644, true)
+                .with_context(|| format!("{}: cannot write", dest.display()))?;
+            writeln!(out, "kit-signer set v{version}: {} keys, threshold {threshold}, signed by {} current key(s): {}", new.len(), keys.len(), dest.display())?;
         }
         Command::Build(a) => return build(*a, out),
         Command::Verify(a) => return verify(a, out),
