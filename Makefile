@@ -5,7 +5,6 @@ SHELL := /bin/bash
 CARGO ?= cargo
 # Build: C parts (ring, zstd), libssl headers. Run: the GOST engine. Tests: the openssl CLI for interop.
 APT_PACKAGES := build-essential pkg-config libssl-dev openssl libengine-gost-openssl ca-certificates
-STELLA_DATA ?= $(HOME)/.local/share/stella-demo
 
 .PHONY: deps test run bench fmt lint
 
@@ -31,9 +30,11 @@ test: deps
 	fi
 	$(CARGO) test --workspace --doc
 
+# The demo site lives in the embedded default data directory (/var/lib/stella, or $$STELLA_DATA).
 run: deps
 	$(CARGO) build --release --bins
 	./target/release/stella selftest
+	./target/release/stella demo
 
 bench: deps
 	$(CARGO) build --release --bins

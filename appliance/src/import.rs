@@ -199,11 +199,15 @@ impl Journal {
         })
     }
 
-    /// Records a blob before it becomes visible, so a crash can always find it.
-    fn record(&mut self, alg: &str, hex: &str) -> io::Result<()> {
-        writeln!(self.file, "{alg}/{hex}")?;
+    /// Records the blobs about to become visible, in one write and one sync, so a crash can always find them.
+    fn record_all(&mut self, blobs: &[(String, String)]) -> io::Result<()> {
+        let mut text = String::new();
+        for (alg, hex) in blobs {
+            text.push_str(&format!("{alg}/{hex}\n"));
+        }
+        self.file.write_all(text.as_bytes())?;
         self.file.sync_data()?;
-        self.new_blobs.push((alg.to_owned(), hex.to_owned()));
+        self.new_blobs.extend(blobs.iter().cloned());
         Ok(())
     }
 
@@ -221,9 +225,10 @@ impl Journal {
 
 struct ImportSink<'a> {
     site: &'a Site,
-    journal: Journal,
     alg: String,
     staged: Option<Staged>,
+    /// Verified new blobs, durable in the staging directory, published only when the kit is accepted.
+    sealed: BTreeMap<String, tempfile::TempPath>,
     now: Timestamp,
     force_reason: Option<String>,
     checks: Vec<Check>,
@@ -382,15 +387,16 @@ impl BlobSink for ImportSink<'_> {
             .get(&self.site.profile.digest_alg())
             .cloned()
             .unwrap_or_default();
-        if self.site.store.cas().has(&self.alg, &hex) {
+        if self.site.store.cas().has(&self.alg, &hex) || self.sealed.contains_key(&hex) {
             return Ok(());
         }
-        self.journal.record(&self.alg, &hex)?;
-        self.site
+        let path = self
+            .site
             .store
             .cas()
-            .commit(staged, &self.alg, &hex)
+            .seal(staged)
             .map_err(io::Error::other)?;
+        self.sealed.insert(hex, path);
         Ok(())
     }
 
@@ -431,17 +437,13 @@ fn next_receipt_number(site: &Site) -> Result<u64, StoreError> {
 
 /// Checks a kit-signer set carried by the kit: signed by a threshold of the current set under the site
 /// profile, a higher version, usable keys.
-fn rotation(site: &Site, policy: &TrustPolicy, payload: &Payload) -> Result<SignerSet, String> {
-    let hex = payload
-        .digests
-        .get(&site.profile.digest_alg())
-        .cloned()
-        .unwrap_or_default();
-    let path = site
-        .store
-        .cas()
-        .path(site.profile.digest_alg().name(), &hex);
-    let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", payload.name))?;
+fn rotation(
+    site: &Site,
+    policy: &TrustPolicy,
+    payload: &Payload,
+    path: &Path,
+) -> Result<SignerSet, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", payload.name))?;
     let env = Envelope::from_json(&bytes).map_err(|e| format!("{}: {e}", payload.name))?;
     let verified = env
         .verify_typed(policy, SIGNER_SET_PAYLOAD_TYPE)
@@ -488,14 +490,12 @@ pub fn import(site: &Site, req: &ImportRequest) -> Result<SignedReceipt, ImportE
     let now = Timestamp(req.now.0.max(hwm.0));
     let number = next_receipt_number(site).map_err(|e| fail(e.to_string(), ExitStatus::Usage))?;
     let import_id = format!("{}-{}-{number}", now.0, std::process::id());
-    let journal = Journal::create(&site.root, &import_id)
-        .map_err(|e| fail(format!("journal: {e}"), ExitStatus::Usage))?;
     let alg = site.profile.digest_alg().name().to_owned();
     let mut sink = ImportSink {
         site,
-        journal,
         alg: alg.clone(),
         staged: None,
+        sealed: BTreeMap::new(),
         now,
         force_reason: req.force_reason.clone(),
         checks: Vec::new(),
@@ -516,11 +516,19 @@ pub fn import(site: &Site, req: &ImportRequest) -> Result<SignedReceipt, ImportE
     };
     let result = kit_builder::read::verify(&req.input, &opts, &mut sink);
     let ImportSink {
-        journal,
+        sealed,
         mut checks,
         warnings,
+        seen,
         ..
     } = sink;
+    // Where an accepted payload's bytes are before they are published: staged, or already in the store.
+    let blob_path = |hex: &str| -> PathBuf {
+        match sealed.get(hex) {
+            Some(p) => p.to_path_buf(),
+            None => site.store.cas().path(&alg, hex),
+        }
+    };
     let mut receipt = Receipt {
         number,
         time: now.to_string(),
@@ -541,7 +549,12 @@ pub fn import(site: &Site, req: &ImportRequest) -> Result<SignedReceipt, ImportE
     let verified = match result {
         Ok(v) => v,
         Err(e) => {
-            journal.rollback(site);
+            // The sealed blobs are dropped with `sealed`: nothing reached the blob directory.
+            if let Some((id, channel, sequence)) = seen {
+                receipt.kit = Some(id);
+                receipt.channel = Some(channel);
+                receipt.sequence = Some(sequence);
+            }
             checks.push(Check {
                 name: "verification".into(),
                 result: format!("failed: {e}"),
@@ -600,7 +613,7 @@ pub fn import(site: &Site, req: &ImportRequest) -> Result<SignedReceipt, ImportE
             .cloned()
             .unwrap_or_default();
         if p.kind == PayloadKind::Trust && p.name.ends_with(SIGNER_SET_SUFFIX) {
-            match rotation(site, &policy, p) {
+            match rotation(site, &policy, p, &blob_path(&hex)) {
                 Ok(set) => {
                     checks.push(Check {
                         name: "kit-signer rotation".into(),
@@ -609,7 +622,6 @@ pub fn import(site: &Site, req: &ImportRequest) -> Result<SignedReceipt, ImportE
                     new_set = Some(set);
                 }
                 Err(msg) => {
-                    journal.rollback(site);
                     checks.push(Check {
                         name: "kit-signer rotation".into(),
                         result: format!("failed: {msg}"),
@@ -626,8 +638,7 @@ pub fn import(site: &Site, req: &ImportRequest) -> Result<SignedReceipt, ImportE
             }
         }
         if p.kind == PayloadKind::Feed {
-            let path = site.store.cas().path(&alg, &hex);
-            let bytes = std::fs::read(&path).unwrap_or_default();
+            let bytes = std::fs::read(blob_path(&hex)).unwrap_or_default();
             match feeds::parse(&p.name, &bytes) {
                 Ok(doc) => {
                     feed_docs += 1;
@@ -638,7 +649,6 @@ pub fn import(site: &Site, req: &ImportRequest) -> Result<SignedReceipt, ImportE
                     );
                 }
                 Err(e) => {
-                    journal.rollback(site);
                     let msg = format!("feed document refused: {e}");
                     receipt.checks = checks;
                     return Err(reject(
@@ -671,7 +681,7 @@ pub fn import(site: &Site, req: &ImportRequest) -> Result<SignedReceipt, ImportE
         .insert("payloads".into(), m.payloads.len() as u64);
     receipt
         .counts
-        .insert("new_blobs".into(), journal.new_blobs.len() as u64);
+        .insert("new_blobs".into(), sealed.len() as u64);
     receipt
         .counts
         .insert("bytes".into(), verified.payload_bytes);
@@ -742,6 +752,23 @@ pub fn import(site: &Site, req: &ImportRequest) -> Result<SignedReceipt, ImportE
     }
     if let Some(set) = &new_set {
         audit.append(&mut batch, &now.to_string(), "kit-signers-rotated", &req.actor, serde_json::json!({"kit": m.id, "version": set.version, "threshold": set.threshold, "keys": set.keys.len()}));
+    }
+    // Publish: journal every new blob (one sync), move them into place, then commit the metadata. A crash
+    // before the commit leaves journaled blobs that `recover` removes; after it, the import is complete.
+    let mut journal = Journal::create(&site.root, &import_id)
+        .map_err(|e| fail(format!("journal: {e}"), ExitStatus::Usage))?;
+    let names: Vec<(String, String)> = sealed.keys().map(|h| (alg.clone(), h.clone())).collect();
+    if let Err(e) = journal.record_all(&names) {
+        journal.rollback(site);
+        return Err(fail(format!("journal: {e}"), ExitStatus::Usage));
+    }
+    let to_publish = sealed
+        .into_iter()
+        .map(|(h, p)| (alg.clone(), h, p))
+        .collect();
+    if let Err(e) = site.store.cas().publish(to_publish) {
+        journal.rollback(site);
+        return Err(fail(e.to_string(), ExitStatus::Usage));
     }
     if let Err(e) = site.store.apply(batch) {
         journal.rollback(site);

@@ -3,6 +3,7 @@
 //! surface.
 
 pub mod audit;
+pub mod demo;
 pub mod diagnostics;
 pub mod import;
 pub mod site;

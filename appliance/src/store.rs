@@ -390,23 +390,44 @@ impl Cas {
         Ok(Staged { file })
     }
 
-    /// Makes a staged blob durable under its digest. Returns whether it was new (false: already present).
-    pub fn commit(&self, staged: Staged, alg: &str, hex: &str) -> Result<bool, StoreError> {
-        let dest = self.path(alg, hex);
-        if dest.is_file() {
-            return Ok(false);
+    /// Makes a staged blob durable in the staging directory (still invisible); its file handle is closed so
+    /// that many can wait for [`Cas::publish`]. Dropping the result deletes the file.
+    pub fn seal(&self, staged: Staged) -> Result<tempfile::TempPath, StoreError> {
+        staged
+            .file
+            .as_file()
+            .sync_all()
+            .map_err(io_err(&self.staging))?;
+        Ok(staged.file.into_temp_path())
+    }
+
+    /// Moves sealed blobs into place under their digests, then syncs the directories. Blobs already present
+    /// are left as they are.
+    pub fn publish(
+        &self,
+        sealed: Vec<(String, String, tempfile::TempPath)>,
+    ) -> Result<(), StoreError> {
+        let mut dirs = std::collections::BTreeSet::new();
+        for (alg, hex, path) in sealed {
+            let dest = self.path(&alg, &hex);
+            if dest.is_file() {
+                continue;
+            }
+            let dir = self.root.join(&alg);
+            if dirs.insert(dir.clone()) {
+                fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+            }
+            path.persist(&dest).map_err(|e| StoreError::Io {
+                path: dest.display().to_string(),
+                source: e.error,
+            })?;
         }
-        let dir = self.root.join(alg);
-        fs::create_dir_all(&dir).map_err(io_err(&dir))?;
-        staged.file.as_file().sync_all().map_err(io_err(&dest))?;
-        staged.file.persist(&dest).map_err(|e| StoreError::Io {
-            path: dest.display().to_string(),
-            source: e.error,
-        })?;
-        fs::File::open(&dir)
-            .and_then(|d| d.sync_all())
-            .map_err(io_err(&dir))?;
-        Ok(true)
+        for dir in dirs {
+            fs::File::open(&dir)
+                .and_then(|d| d.sync_all())
+                .map_err(io_err(&dir))?;
+        }
+        Ok(())
     }
 
     /// Removes a blob (used to roll back an import's new blobs).

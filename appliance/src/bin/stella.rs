@@ -99,6 +99,12 @@ enum Command {
         #[arg(long)]
         all: bool,
     },
+    /// Prepare a demo site with a demo kit imported (once), then show its status.
+    Demo {
+        /// Third-party corpus to build the demo kit from (default ../shared/corpus when present).
+        #[arg(long)]
+        corpus: Option<PathBuf>,
+    },
     /// Run the crypto self-test (known answers and pairwise sign/verify) of one or every profile.
     Selftest {
         /// Only this profile.
@@ -393,6 +399,20 @@ fn run(cli: Cli) -> Result<ExitStatus> {
                     )?;
                 }
             }
+        }
+        Command::Demo { corpus } => {
+            let root = site::data_dir(cli.data.as_deref());
+            let corpus =
+                corpus.or_else(|| Some(PathBuf::from("../shared/corpus")).filter(|p| p.is_dir()));
+            for line in appliance::demo::run(&root, corpus.as_deref(), now()?)? {
+                writeln!(out, "demo: {line}")?;
+            }
+            let site = open(&cli.data)?;
+            write!(
+                out,
+                "{}",
+                appliance::status::render_status(&appliance::status::status(&site, now()?)?)
+            )?;
         }
         Command::Selftest { profile, json } => {
             let ids: Vec<ProfileId> = profile.map_or_else(|| ProfileId::ALL.to_vec(), |p| vec![p]);

@@ -1,0 +1,177 @@
+//! `stella demo`: a first five minutes on a fresh machine. Creates a demo site (once), builds a demo kit
+//! with the kit-builder library from the third-party corpus when it is present (else from the small sample
+//! shipped in `appliance/demo/`), and imports it through the normal import path. A second run reuses the
+//! site and its kit.
+
+use crate::import::{self, ImportRequest};
+use crate::site::{InitRequest, Site};
+use crate::store::{MetaStore, Tree};
+use anyhow::{Context as _, Result};
+use crypto_profiles::{PrivateKey, Profile, ProfileId};
+use kit_builder::clock::Timestamp;
+use kit_builder::manifest::PayloadKind;
+use std::path::{Path, PathBuf};
+
+/// The channel demo kits use.
+pub const DEMO_CHANNEL: &str = "demo";
+
+/// The sample feeds compiled into the binary, so the sealed image has them without any file.
+const SHIPPED_FEEDS: [(&str, &[u8]); 3] = [
+    (
+        "STELLA-DEMO-0001.json",
+        include_bytes!("../demo/feeds/STELLA-DEMO-0001.json"),
+    ),
+    (
+        "STELLA-DEMO-0002.json",
+        include_bytes!("../demo/feeds/STELLA-DEMO-0002.json"),
+    ),
+    (
+        "STELLA-DEMO-0003.json",
+        include_bytes!("../demo/feeds/STELLA-DEMO-0003.json"),
+    ),
+];
+
+/// Prepares the demo site under `root` and makes sure a demo kit is imported. Returns what happened.
+pub fn run(root: &Path, corpus: Option<&Path>, now: Timestamp) -> Result<Vec<String>> {
+    let mut log = Vec::new();
+    let signer_dir = root.join("demo-kit-signer");
+    let key_path = signer_dir.join("kit-signer.key.pem");
+    let site = if root.join("site.toml").exists() {
+        log.push(format!("reusing the site at {}", root.display()));
+        Site::open(root)?
+    } else {
+        // Demo only: a real kit-signer key never lives on the appliance; it stays on the connected side.
+        let profile = Profile::new(ProfileId::Fips)?;
+        let key = PrivateKey::generate(&profile, None)?;
+        std::fs::create_dir_all(&signer_dir)
+            .with_context(|| format!("{}: cannot create", signer_dir.display()))?;
+        let pem = key.to_pkcs8_pem(None)?;
+        kit_builder::files::write_atomic(&key_path, pem.as_bytes(), 0o600, false)
+            .with_context(|| format!("{}: cannot write", key_path.display()))?;
+        let site = Site::init(InitRequest {
+            root: root.to_owned(),
+            profile: ProfileId::Fips,
+            kit_signers: vec![(key_path.clone(), key.public_key().to_pem())],
+            threshold: 1,
+            age_identity: None,
+            sm2_id: None,
+            now,
+        })?;
+        log.push(format!(
+            "created a demo site at {} (profile fips)",
+            root.display()
+        ));
+        site
+    };
+    import::recover(&site)?;
+    let imported = site
+        .store
+        .get(Tree::Channels, DEMO_CHANNEL.as_bytes())?
+        .is_some();
+    if imported {
+        log.push("the demo kit is already imported".into());
+        return Ok(log);
+    }
+    let kit_path = root.join("demo-kit-signer/demo.kit");
+    let (payloads, images, source) = demo_inputs(corpus)?;
+    let pem = std::fs::read(&key_path).with_context(|| {
+        format!(
+            "{}: cannot read the demo kit-signer key",
+            key_path.display()
+        )
+    })?;
+    let key = PrivateKey::from_pem(&pem, None)?;
+    let report = kit_builder::build::build(kit_builder::build::BuildRequest {
+        channel: DEMO_CHANNEL.into(),
+        sequence: 1,
+        id: None,
+        created: now,
+        expires: Timestamp(now.0 + 30 * 86_400),
+        signers: vec![(site.profile.clone(), key)],
+        payloads,
+        images,
+        base: None,
+        volume_size: None,
+        recipients: Vec::new(),
+        out: kit_path.clone(),
+        level: 3,
+        progress: false,
+        validate_feed: kit_builder::cli::validate_feed,
+    })?;
+    log.push(format!(
+        "built demo kit {} from {source}: {} payloads",
+        kit_path.display(),
+        report.manifest.payloads.len()
+    ));
+    let receipt = import::import(
+        &site,
+        &ImportRequest {
+            input: kit_builder::read::KitInput::File(kit_path),
+            force_reason: None,
+            now,
+            actor: "demo".into(),
+        },
+    )?;
+    log.push(format!(
+        "imported kit '{}' (receipt {}): {} feed documents, {} images",
+        receipt.receipt.kit.as_deref().unwrap_or("?"),
+        receipt.receipt.number,
+        receipt
+            .receipt
+            .counts
+            .get("feed_documents")
+            .copied()
+            .unwrap_or(0),
+        receipt.receipt.counts.get("images").copied().unwrap_or(0)
+    ));
+    Ok(log)
+}
+
+type Inputs = (
+    Vec<kit_builder::source::Planned>,
+    Vec<kit_builder::manifest::ImageRef>,
+    String,
+);
+
+fn demo_inputs(corpus: Option<&Path>) -> Result<Inputs> {
+    let mut payloads: Vec<kit_builder::source::Planned> = SHIPPED_FEEDS
+        .iter()
+        .map(|(name, bytes)| kit_builder::source::Planned {
+            name: format!("feeds/stella-demo/{name}"),
+            kind: PayloadKind::Feed,
+            media_type: "application/json".into(),
+            source: kit_builder::source::Source::Memory((*bytes).into()),
+            oci_digest: None,
+        })
+        .collect();
+    let mut images = kit_builder::oci::Images::default();
+    let mut source = "the sample shipped in appliance/demo".to_owned();
+    if let Some(c) = corpus.filter(|c| c.is_dir()) {
+        let go = c.join("osv/golang-vulndb/data/osv");
+        if go.is_dir() {
+            let mut files: Vec<PathBuf> = std::fs::read_dir(&go)?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .collect();
+            files.sort();
+            for f in files.iter().rev().take(400) {
+                payloads.extend(kit_builder::source::plan_files(
+                    f,
+                    PayloadKind::Feed,
+                    "feeds/golang-vulndb",
+                )?);
+            }
+        }
+        for img in [
+            "images/go-containerregistry/pkg/v1/tarball/testdata/test_image_1.tar",
+            "images/go-containerregistry/pkg/v1/layout/testdata/test_index_one_image",
+        ] {
+            let p = c.join(img);
+            if p.exists() {
+                images.add(&p.display().to_string())?;
+            }
+        }
+        source = format!("the corpus at {}", c.display());
+    }
+    payloads.extend(images.blobs.into_values());
+    Ok((payloads, images.refs, source))
+}
