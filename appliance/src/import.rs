@@ -606,6 +606,7 @@ pub fn import(site: &Site, req: &ImportRequest) -> Result<SignedReceipt, ImportE
     let mut new_set = None;
     let mut batch = Batch::default();
     let mut feed_docs = 0u64;
+    let mut ingest = crate::vuln::Ingest::default();
     for p in &m.payloads {
         let hex = p
             .digests
@@ -642,6 +643,10 @@ pub fn import(site: &Site, req: &ImportRequest) -> Result<SignedReceipt, ImportE
             match feeds::parse(&p.name, &bytes) {
                 Ok(doc) => {
                     feed_docs += 1;
+                    let digest = format!("{alg}:{hex}");
+                    if let Err(e) = ingest.add(&site.store, &mut batch, &doc.observations, &digest, &p.name, &m.id, &now.to_string()) {
+                        return Err(fail(e.to_string(), ExitStatus::Usage));
+                    }
                     batch.put_json(
                         Tree::Feeds,
                         p.name.as_bytes(),
@@ -686,6 +691,9 @@ pub fn import(site: &Site, req: &ImportRequest) -> Result<SignedReceipt, ImportE
         .counts
         .insert("bytes".into(), verified.payload_bytes);
     receipt.counts.insert("feed_documents".into(), feed_docs);
+    receipt.counts.insert("observations_new".into(), ingest.counts.new);
+    receipt.counts.insert("observations_superseded".into(), ingest.counts.superseded);
+    receipt.counts.insert("observations_unchanged".into(), ingest.counts.unchanged);
     receipt
         .counts
         .insert("images".into(), m.images.len() as u64);

@@ -9,3 +9,4 @@ pub mod import;
 pub mod site;
 pub mod status;
 pub mod store;
+pub mod vuln;

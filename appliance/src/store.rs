@@ -38,11 +38,17 @@ pub enum Tree {
     Audit,
     /// Rejected imports and why.
     Quarantine,
+    /// Feed observations: `head|<source>|<id>` → current revision, `rev|<source>|<id>|<n>` → statement.
+    Observations,
+    /// Alias index: `<ID>|<source>|<id>` for every id a statement names.
+    Aliases,
+    /// Package index: `<purl base or ecosystem/name>|<source>|<id>`.
+    Packages,
 }
 
 impl Tree {
     /// Every tree.
-    pub const ALL: [Tree; 10] = [
+    pub const ALL: [Tree; 13] = [
         Tree::Meta,
         Tree::Kits,
         Tree::Channels,
@@ -53,6 +59,9 @@ impl Tree {
         Tree::Receipts,
         Tree::Audit,
         Tree::Quarantine,
+        Tree::Observations,
+        Tree::Aliases,
+        Tree::Packages,
     ];
 
     /// The sled tree name.
@@ -68,6 +77,9 @@ impl Tree {
             Tree::Receipts => "receipts",
             Tree::Audit => "audit",
             Tree::Quarantine => "quarantine",
+            Tree::Observations => "observations",
+            Tree::Aliases => "aliases",
+            Tree::Packages => "packages",
         }
     }
 

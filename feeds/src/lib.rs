@@ -16,6 +16,7 @@ mod debian;
 mod detect;
 mod epss;
 mod kev;
+pub mod linkset;
 mod node;
 mod nvd;
 mod openvex;

@@ -92,6 +92,15 @@ enum Command {
     /// The audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Vulnerability knowledge: linksets of every source's statements.
+    #[command(subcommand)]
+    Vuln(VulnCommand),
+    /// Feed sources: statements, documents, newest data, staleness.
+    Feeds {
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
     /// Dump the store's knowledge trees and blob listing as JSON (receipts, audit and quarantine only with
     /// --all), to compare states before and after an operation.
     Dump {
@@ -110,6 +119,18 @@ enum Command {
         /// Only this profile.
         #[arg(long)]
         profile: Option<ProfileId>,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum VulnCommand {
+    /// Every source's statement about a vulnerability (any alias), conflicts and superseded history.
+    Show {
+        /// CVE, GHSA, DSA, ... id.
+        id: String,
         /// JSON output.
         #[arg(long)]
         json: bool,
@@ -343,6 +364,40 @@ fn run(cli: Cli) -> Result<ExitStatus> {
             }
             if !problems.is_empty() {
                 return Ok(ExitStatus::VerificationFailed);
+            }
+        }
+        Command::Vuln(VulnCommand::Show { id, json }) => {
+            let site = open(&cli.data)?;
+            let Some(ls) = appliance::vuln::linkset(&site.store, &id)? else {
+                anyhow::bail!("no statement names '{id}'");
+            };
+            let old = appliance::vuln::superseded(&site.store, &ls)?;
+            if json {
+                writeln!(out, "{}", serde_json::to_string_pretty(&serde_json::json!({"linkset": ls, "superseded": old}))?)?;
+            } else {
+                write!(out, "{}", appliance::vuln::render_linkset(&ls, &old))?;
+            }
+        }
+        Command::Feeds { json } => {
+            let site = open(&cli.data)?;
+            let sources = appliance::vuln::sources(&site.store, now()?.0, site.config.staleness_days)?;
+            if json {
+                writeln!(out, "{}", serde_json::to_string_pretty(&sources)?)?;
+            } else {
+                writeln!(out, "{:<28} {:>8} {:>8}  {:<22} {:<22} {}", "source", "stmts", "docs", "newest statement", "ingested", "freshness")?;
+                for s in sources {
+                    writeln!(
+                        out,
+                        "{:<28} {:>8} {:>8}  {:<22} {:<22} {:.1} days{}",
+                        s.source,
+                        s.observations,
+                        s.documents,
+                        s.newest.as_deref().unwrap_or("-"),
+                        s.ingested,
+                        s.age_days,
+                        if s.stale { " STALE" } else { "" }
+                    )?;
+                }
             }
         }
         Command::Dump { all } => {
