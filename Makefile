@@ -3,8 +3,10 @@
 
 SHELL := /bin/bash
 CARGO ?= cargo
-# Build: C parts (ring, zstd), libssl headers. Run: the GOST engine. Tests: the openssl CLI for interop.
-APT_PACKAGES := build-essential pkg-config libssl-dev openssl libengine-gost-openssl ca-certificates
+# Build: C parts (ring, zstd), libssl headers. Run: the GOST engine. Tests: the openssl, zstd and unshare
+# CLIs, a real OCI registry (docker-registry) and skopeo to push test images into it.
+APT_PACKAGES := build-essential pkg-config libssl-dev openssl libengine-gost-openssl ca-certificates zstd util-linux \
+                docker-registry skopeo
 
 .PHONY: deps test run bench fmt lint
 

@@ -644,7 +644,15 @@ pub fn import(site: &Site, req: &ImportRequest) -> Result<SignedReceipt, ImportE
                 Ok(doc) => {
                     feed_docs += 1;
                     let digest = format!("{alg}:{hex}");
-                    if let Err(e) = ingest.add(&site.store, &mut batch, &doc.observations, &digest, &p.name, &m.id, &now.to_string()) {
+                    if let Err(e) = ingest.add(
+                        &site.store,
+                        &mut batch,
+                        &doc.observations,
+                        &digest,
+                        &p.name,
+                        &m.id,
+                        &now.to_string(),
+                    ) {
                         return Err(fail(e.to_string(), ExitStatus::Usage));
                     }
                     batch.put_json(
@@ -691,9 +699,15 @@ pub fn import(site: &Site, req: &ImportRequest) -> Result<SignedReceipt, ImportE
         .counts
         .insert("bytes".into(), verified.payload_bytes);
     receipt.counts.insert("feed_documents".into(), feed_docs);
-    receipt.counts.insert("observations_new".into(), ingest.counts.new);
-    receipt.counts.insert("observations_superseded".into(), ingest.counts.superseded);
-    receipt.counts.insert("observations_unchanged".into(), ingest.counts.unchanged);
+    receipt
+        .counts
+        .insert("observations_new".into(), ingest.counts.new);
+    receipt
+        .counts
+        .insert("observations_superseded".into(), ingest.counts.superseded);
+    receipt
+        .counts
+        .insert("observations_unchanged".into(), ingest.counts.unchanged);
     receipt
         .counts
         .insert("images".into(), m.images.len() as u64);

@@ -55,7 +55,9 @@ impl Ingest {
             let key = Statement::key_of(o);
             let head = match self.pending.get(&key) {
                 Some(h) => Some(h.clone()),
-                None => store.get_json::<Head>(Tree::Observations, format!("head|{key}").as_bytes())?,
+                None => {
+                    store.get_json::<Head>(Tree::Observations, format!("head|{key}").as_bytes())?
+                }
             };
             let revision = match &head {
                 Some(h) if h.document == document => {
@@ -81,7 +83,10 @@ impl Ingest {
                 observation: o.clone(),
             };
             batch.put_json(Tree::Observations, format!("rev|{key}|{revision:08}"), &st);
-            let h = Head { revision, document: document.to_owned() };
+            let h = Head {
+                revision,
+                document: document.to_owned(),
+            };
             batch.put_json(Tree::Observations, format!("head|{key}"), &h);
             self.pending.insert(key.clone(), h);
             for id in st.ids() {
@@ -94,7 +99,11 @@ impl Ingest {
             }
             for v in &o.vex {
                 if v.product.starts_with("pkg:") {
-                    batch.put(Tree::Packages, format!("{}|{key}", linkset::purl_base(&v.product)), Vec::new());
+                    batch.put(
+                        Tree::Packages,
+                        format!("{}|{key}", linkset::purl_base(&v.product)),
+                        Vec::new(),
+                    );
                 }
             }
         }
@@ -104,10 +113,14 @@ impl Ingest {
 
 /// The current statement of an observation key.
 pub fn current(store: &impl MetaStore, key: &str) -> Result<Option<Statement>, StoreError> {
-    let Some(h) = store.get_json::<Head>(Tree::Observations, format!("head|{key}").as_bytes())? else {
+    let Some(h) = store.get_json::<Head>(Tree::Observations, format!("head|{key}").as_bytes())?
+    else {
         return Ok(None);
     };
-    store.get_json(Tree::Observations, format!("rev|{key}|{:08}", h.revision).as_bytes())
+    store.get_json(
+        Tree::Observations,
+        format!("rev|{key}|{:08}", h.revision).as_bytes(),
+    )
 }
 
 /// Every revision of an observation key, oldest first.
@@ -115,7 +128,12 @@ pub fn history(store: &impl MetaStore, key: &str) -> Result<Vec<Statement>, Stor
     store
         .scan(Tree::Observations, format!("rev|{key}|").as_bytes())?
         .into_iter()
-        .map(|(_, v)| serde_json::from_slice(&v).map_err(|e| StoreError::Corrupt { tree: "observations", reason: e.to_string() }))
+        .map(|(_, v)| {
+            serde_json::from_slice(&v).map_err(|e| StoreError::Corrupt {
+                tree: "observations",
+                reason: e.to_string(),
+            })
+        })
         .collect()
 }
 
@@ -124,7 +142,11 @@ fn keys_for_id(store: &impl MetaStore, id: &str) -> Result<Vec<String>, StoreErr
     Ok(store
         .scan(Tree::Aliases, prefix.as_bytes())?
         .into_iter()
-        .filter_map(|(k, _)| String::from_utf8(k).ok().map(|k| k[prefix.len()..].to_owned()))
+        .filter_map(|(k, _)| {
+            String::from_utf8(k)
+                .ok()
+                .map(|k| k[prefix.len()..].to_owned())
+        })
         .collect())
 }
 
@@ -162,17 +184,26 @@ pub fn linkset(store: &impl MetaStore, id: &str) -> Result<Option<Linkset>, Stor
 pub fn superseded(store: &impl MetaStore, ls: &Linkset) -> Result<Vec<Statement>, StoreError> {
     let mut out = Vec::new();
     for s in &ls.statements {
-        out.extend(history(store, &s.key)?.into_iter().filter(|h| h.revision < s.revision));
+        out.extend(
+            history(store, &s.key)?
+                .into_iter()
+                .filter(|h| h.revision < s.revision),
+        );
     }
     Ok(out)
 }
 
 /// Current statements naming a package (purl base or `ecosystem/name`).
-pub fn statements_for_package(store: &impl MetaStore, package: &str) -> Result<Vec<Statement>, StoreError> {
+pub fn statements_for_package(
+    store: &impl MetaStore,
+    package: &str,
+) -> Result<Vec<Statement>, StoreError> {
     let prefix = format!("{package}|");
     let mut out = Vec::new();
     for (k, _) in store.scan(Tree::Packages, prefix.as_bytes())? {
-        let Ok(k) = String::from_utf8(k) else { continue };
+        let Ok(k) = String::from_utf8(k) else {
+            continue;
+        };
         if let Some(st) = current(store, &k[prefix.len()..])? {
             out.push(st);
         }
@@ -202,17 +233,31 @@ pub struct SourceSummary {
 }
 
 /// Per-source summary at `now`, against the staleness budget in days.
-pub fn sources(store: &impl MetaStore, now: i64, budget_days: u64) -> Result<Vec<SourceSummary>, StoreError> {
-    let mut by: BTreeMap<String, (u64, BTreeSet<String>, Option<String>, String, String)> = BTreeMap::new();
+pub fn sources(
+    store: &impl MetaStore,
+    now: i64,
+    budget_days: u64,
+) -> Result<Vec<SourceSummary>, StoreError> {
+    // Per source: statements, documents, newest stated time, latest kit, its ingestion time.
+    type Acc = (u64, BTreeSet<String>, Option<String>, String, String);
+    let mut by: BTreeMap<String, Acc> = BTreeMap::new();
     for (k, v) in store.scan(Tree::Observations, b"head|")? {
         let key = String::from_utf8_lossy(&k[5..]).into_owned();
         let _ = v;
-        let Some(st) = current(store, &key)? else { continue };
-        let e = by.entry(st.observation.source.clone()).or_insert_with(|| (0, BTreeSet::new(), None, String::new(), String::new()));
+        let Some(st) = current(store, &key)? else {
+            continue;
+        };
+        let e = by
+            .entry(st.observation.source.clone())
+            .or_insert_with(|| (0, BTreeSet::new(), None, String::new(), String::new()));
         e.0 += 1;
         e.1.insert(st.document.clone());
         // The newest time the source states, modified or published (some sources leave one zeroed).
-        let t = st.observation.modified.clone().max(st.observation.published.clone());
+        let t = st
+            .observation
+            .modified
+            .clone()
+            .max(st.observation.published.clone());
         if t > e.2 {
             e.2 = t;
         }
@@ -224,7 +269,10 @@ pub fn sources(store: &impl MetaStore, now: i64, budget_days: u64) -> Result<Vec
     Ok(by
         .into_iter()
         .map(|(source, (n, docs, newest, kit, ingested))| {
-            let at = ingested.parse::<kit_builder::clock::Timestamp>().map(|t| t.0).unwrap_or(now);
+            let at = ingested
+                .parse::<kit_builder::clock::Timestamp>()
+                .map(|t| t.0)
+                .unwrap_or(now);
             let age_days = (now - at) as f64 / 86_400.0;
             SourceSummary {
                 source,
@@ -258,7 +306,15 @@ fn events_text(events: &[feeds::RangeEvent]) -> String {
 /// Plain-text rendering of a linkset with its superseded history.
 pub fn render_linkset(ls: &Linkset, old: &[Statement]) -> String {
     let mut out = format!("{}  (ids: {})\n", ls.id, ls.ids.join(", "));
-    out.push_str(&format!("statements: {} from {} source(s)\n", ls.statements.len(), ls.statements.iter().map(|s| &s.observation.source).collect::<BTreeSet<_>>().len()));
+    out.push_str(&format!(
+        "statements: {} from {} source(s)\n",
+        ls.statements.len(),
+        ls.statements
+            .iter()
+            .map(|s| &s.observation.source)
+            .collect::<BTreeSet<_>>()
+            .len()
+    ));
     for s in &ls.statements {
         let o = &s.observation;
         out.push_str(&format!(
@@ -268,14 +324,22 @@ pub fn render_linkset(ls: &Linkset, old: &[Statement]) -> String {
             s.kit,
             s.document_name,
             s.document,
-            o.modified.as_ref().map(|m| format!(", modified {m}")).unwrap_or_default()
+            o.modified
+                .as_ref()
+                .map(|m| format!(", modified {m}"))
+                .unwrap_or_default()
         ));
         if let Some(w) = &o.withdrawn {
             out.push_str(&format!("      WITHDRAWN {w}\n"));
         }
         for a in &o.affected {
-            let pkg = linkset::package_key(&a.package).unwrap_or_else(|| a.package.cpe.clone().unwrap_or_default());
-            let ranges: Vec<String> = a.ranges.iter().map(|r| format!("{}: {}", r.scheme, events_text(&r.events))).collect();
+            let pkg = linkset::package_key(&a.package)
+                .unwrap_or_else(|| a.package.cpe.clone().unwrap_or_default());
+            let ranges: Vec<String> = a
+                .ranges
+                .iter()
+                .map(|r| format!("{}: {}", r.scheme, events_text(&r.events)))
+                .collect();
             out.push_str(&format!("      affected {pkg}: {}", ranges.join("; ")));
             if !a.versions.is_empty() {
                 out.push_str(&format!(" versions [{}]", a.versions.len()));
@@ -293,17 +357,29 @@ pub fn render_linkset(ls: &Linkset, old: &[Statement]) -> String {
                 "      vex {} {}{}\n",
                 v.product,
                 v.stated_status,
-                v.justification.as_ref().map(|j| format!(" ({j})")).unwrap_or_default()
+                v.justification
+                    .as_ref()
+                    .map(|j| format!(" ({j})"))
+                    .unwrap_or_default()
             ));
         }
         for sev in &o.severities {
-            out.push_str(&format!("      severity {} {}\n", sev.kind, sev.vector_or_score));
+            out.push_str(&format!(
+                "      severity {} {}\n",
+                sev.kind, sev.vector_or_score
+            ));
         }
         if let Some(k) = &o.kev {
-            out.push_str(&format!("      KEV: added {}, due {}\n", k.date_added, k.due_date));
+            out.push_str(&format!(
+                "      KEV: added {}, due {}\n",
+                k.date_added, k.due_date
+            ));
         }
         if let Some(e) = &o.epss {
-            out.push_str(&format!("      EPSS: {:.4} (percentile {:.4})\n", e.score, e.percentile));
+            out.push_str(&format!(
+                "      EPSS: {:.4} (percentile {:.4})\n",
+                e.score, e.percentile
+            ));
         }
     }
     if ls.conflicts.is_empty() {
@@ -311,15 +387,29 @@ pub fn render_linkset(ls: &Linkset, old: &[Statement]) -> String {
     } else {
         out.push_str(&format!("conflicts: {}\n", ls.conflicts.len()));
         for c in &ls.conflicts {
-            let kind = serde_json::to_value(c.kind).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
-            let claims: Vec<String> = c.claims.iter().map(|(k, v)| format!("{k} says {v}")).collect();
-            out.push_str(&format!("  {kind} {}: {}\n", c.subject.as_deref().unwrap_or(""), claims.join("; ")));
+            let kind = serde_json::to_value(c.kind)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default();
+            let claims: Vec<String> = c
+                .claims
+                .iter()
+                .map(|(k, v)| format!("{k} says {v}"))
+                .collect();
+            out.push_str(&format!(
+                "  {kind} {}: {}\n",
+                c.subject.as_deref().unwrap_or(""),
+                claims.join("; ")
+            ));
         }
     }
     if !old.is_empty() {
         out.push_str("superseded:\n");
         for s in old {
-            out.push_str(&format!("  [{}] revision {} from kit {} ({})\n", s.key, s.revision, s.kit, s.document));
+            out.push_str(&format!(
+                "  [{}] revision {} from kit {} ({})\n",
+                s.key, s.revision, s.kit, s.document
+            ));
         }
     }
     out

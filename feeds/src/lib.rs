@@ -23,6 +23,7 @@ mod openvex;
 mod osv;
 mod secdb;
 mod time;
+pub mod version;
 
 use serde::{Deserialize, Serialize};
 

@@ -86,7 +86,11 @@ pub fn package_key(p: &crate::PackageRef) -> Option<String> {
         return Some(purl_base(purl));
     }
     match (&p.ecosystem, &p.name) {
-        (Some(e), Some(n)) => Some(format!("{}/{}", e.split(':').next().unwrap_or(e).to_ascii_lowercase(), n)),
+        (Some(e), Some(n)) => Some(format!(
+            "{}/{}",
+            e.split(':').next().unwrap_or(e).to_ascii_lowercase(),
+            n
+        )),
         _ => None,
     }
 }
@@ -108,8 +112,12 @@ pub fn purl_base(purl: &str) -> String {
 
 fn severity_value(kind: &str, v: &str) -> String {
     let score = match kind {
-        "CVSS_V3" => crate::cvss::Vector::parse_v3(v).ok().map(|x| x.base_score()),
-        "CVSS_V2" => crate::cvss::Vector::parse_v2(v).ok().map(|x| x.base_score()),
+        "CVSS_V3" => crate::cvss::Vector::parse_v3(v)
+            .ok()
+            .map(|x| x.base_score()),
+        "CVSS_V2" => crate::cvss::Vector::parse_v2(v)
+            .ok()
+            .map(|x| x.base_score()),
         _ => None,
     };
     match score {
@@ -142,7 +150,9 @@ pub fn build(mut statements: Vec<Statement>) -> Linkset {
             continue;
         }
         for a in &s.observation.affected {
-            let Some(pkg) = package_key(&a.package) else { continue };
+            let Some(pkg) = package_key(&a.package) else {
+                continue;
+            };
             let mut fx: BTreeSet<String> = a.fixed.iter().cloned().collect();
             for r in &a.ranges {
                 for e in &r.events {
@@ -152,13 +162,23 @@ pub fn build(mut statements: Vec<Statement>) -> Linkset {
                 }
             }
             if !fx.is_empty() {
-                fixed.entry(pkg.clone()).or_default().entry(s.key.clone()).or_default().extend(fx);
+                fixed
+                    .entry(pkg.clone())
+                    .or_default()
+                    .entry(s.key.clone())
+                    .or_default()
+                    .extend(fx);
             }
             let verdict = match a.status.as_deref() {
                 Some("not-affected" | "not_affected" | "unaffected") => "not_affected",
                 _ => "affected",
             };
-            verdicts.entry(pkg).or_default().entry(s.key.clone()).or_default().insert(verdict.into());
+            verdicts
+                .entry(pkg)
+                .or_default()
+                .entry(s.key.clone())
+                .or_default()
+                .insert(verdict.into());
         }
         for v in &s.observation.vex {
             let word = match v.status {
@@ -167,8 +187,17 @@ pub fn build(mut statements: Vec<Statement>) -> Linkset {
                 VexStatus::Fixed => "fixed",
                 VexStatus::UnderInvestigation => "under_investigation",
             };
-            let subject = if v.product.starts_with("pkg:") { purl_base(&v.product) } else { v.product.clone() };
-            verdicts.entry(subject).or_default().entry(s.key.clone()).or_default().insert(word.into());
+            let subject = if v.product.starts_with("pkg:") {
+                purl_base(&v.product)
+            } else {
+                v.product.clone()
+            };
+            verdicts
+                .entry(subject)
+                .or_default()
+                .entry(s.key.clone())
+                .or_default()
+                .insert(word.into());
         }
         for sev in &s.observation.severities {
             severities
@@ -185,7 +214,10 @@ pub fn build(mut statements: Vec<Statement>) -> Linkset {
             conflicts.push(Conflict {
                 kind: ConflictKind::FixedVersion,
                 subject: Some(pkg),
-                claims: by_src.into_iter().map(|(k, v)| (k, v.into_iter().collect::<Vec<_>>().join(", "))).collect(),
+                claims: by_src
+                    .into_iter()
+                    .map(|(k, v)| (k, v.into_iter().collect::<Vec<_>>().join(", ")))
+                    .collect(),
             });
         }
     }
@@ -197,7 +229,10 @@ pub fn build(mut statements: Vec<Statement>) -> Linkset {
             conflicts.push(Conflict {
                 kind: ConflictKind::Status,
                 subject: Some(subject),
-                claims: by_src.into_iter().map(|(k, v)| (k, v.into_iter().collect::<Vec<_>>().join(", "))).collect(),
+                claims: by_src
+                    .into_iter()
+                    .map(|(k, v)| (k, v.into_iter().collect::<Vec<_>>().join(", ")))
+                    .collect(),
             });
         }
     }
@@ -211,12 +246,20 @@ pub fn build(mut statements: Vec<Statement>) -> Linkset {
             conflicts.push(Conflict {
                 kind: ConflictKind::Severity,
                 subject: Some(kind),
-                claims: by_src.into_iter().map(|(k, v)| (k, v.into_iter().collect::<Vec<_>>().join(", "))).collect(),
+                claims: by_src
+                    .into_iter()
+                    .map(|(k, v)| (k, v.into_iter().collect::<Vec<_>>().join(", ")))
+                    .collect(),
             });
         }
     }
     conflicts.sort_by(|a, b| (a.kind, &a.subject).cmp(&(b.kind, &b.subject)));
-    Linkset { id, ids: ids.into_iter().collect(), statements, conflicts }
+    Linkset {
+        id,
+        ids: ids.into_iter().collect(),
+        statements,
+        conflicts,
+    }
 }
 
 #[cfg(test)]
@@ -231,11 +274,17 @@ mod tests {
             source_id: id.into(),
             aliases: aliases.iter().map(|s| s.to_string()).collect(),
             affected: vec![Affected {
-                package: PackageRef { purl: Some(purl.into()), ..Default::default() },
+                package: PackageRef {
+                    purl: Some(purl.into()),
+                    ..Default::default()
+                },
                 ranges: vec![VersionRange {
                     scheme: "ECOSYSTEM".into(),
                     repo: None,
-                    events: vec![RangeEvent::Introduced("0".into()), RangeEvent::Fixed(fixed.into())],
+                    events: vec![
+                        RangeEvent::Introduced("0".into()),
+                        RangeEvent::Fixed(fixed.into()),
+                    ],
                 }],
                 ..Default::default()
             }],
@@ -254,7 +303,13 @@ mod tests {
 
     #[test]
     fn fixed_version_conflict_is_reported_not_resolved() {
-        let a = stmt("osv:GHSA", "GHSA-aaaa", &["CVE-2026-1"], "pkg:npm/x@1.0", "1.2.0");
+        let a = stmt(
+            "osv:GHSA",
+            "GHSA-aaaa",
+            &["CVE-2026-1"],
+            "pkg:npm/x@1.0",
+            "1.2.0",
+        );
         let b = stmt("nvd", "CVE-2026-1", &[], "pkg:npm/x", "1.3.0");
         let ls = build(vec![b.clone(), a.clone()]);
         assert_eq!(ls.id, "CVE-2026-1");
@@ -266,25 +321,46 @@ mod tests {
         assert_eq!(ls.conflicts[0].claims.len(), 2);
         // Same inputs in another order: same linkset, byte for byte.
         let again = build(vec![a, b]);
-        assert_eq!(serde_json::to_vec(&again).unwrap(), serde_json::to_vec(&ls).unwrap());
+        assert_eq!(
+            serde_json::to_vec(&again).unwrap(),
+            serde_json::to_vec(&ls).unwrap()
+        );
     }
 
     #[test]
     fn agreement_is_no_conflict_and_severity_disagreement_is() {
         let mut a = stmt("osv:GHSA", "GHSA-b", &["CVE-2026-2"], "pkg:npm/y", "2.0.0");
         let mut b = stmt("nvd", "CVE-2026-2", &[], "pkg:npm/y", "2.0.0");
-        a.observation.severities.push(Severity { kind: "CVSS_V3".into(), vector_or_score: "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H".into(), source: None });
-        b.observation.severities.push(Severity { kind: "CVSS_V3".into(), vector_or_score: "CVSS:3.1/AV:L/AC:H/PR:H/UI:R/S:U/C:L/I:N/A:N".into(), source: None });
+        a.observation.severities.push(Severity {
+            kind: "CVSS_V3".into(),
+            vector_or_score: "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H".into(),
+            source: None,
+        });
+        b.observation.severities.push(Severity {
+            kind: "CVSS_V3".into(),
+            vector_or_score: "CVSS:3.1/AV:L/AC:H/PR:H/UI:R/S:U/C:L/I:N/A:N".into(),
+            source: None,
+        });
         let ls = build(vec![a, b]);
         assert_eq!(ls.conflicts.len(), 1, "{:?}", ls.conflicts);
         assert_eq!(ls.conflicts[0].kind, ConflictKind::Severity);
-        assert!(ls.conflicts[0].claims[1].1.starts_with("9.8"), "{:?}", ls.conflicts[0].claims);
+        assert!(
+            ls.conflicts[0].claims[1].1.starts_with("9.8"),
+            "{:?}",
+            ls.conflicts[0].claims
+        );
     }
 
     #[test]
     fn vex_not_affected_against_advisory_affected_is_a_status_conflict() {
         let a = stmt("osv:GHSA", "GHSA-c", &["CVE-2026-3"], "pkg:npm/z", "3.0.0");
-        let mut v = stmt("openvex:acme", "https://acme/vex/1", &["CVE-2026-3"], "pkg:npm/other", "1");
+        let mut v = stmt(
+            "openvex:acme",
+            "https://acme/vex/1",
+            &["CVE-2026-3"],
+            "pkg:npm/other",
+            "1",
+        );
         v.observation.affected.clear();
         v.observation.vex.push(crate::VexStatement {
             vulnerability: "CVE-2026-3".into(),
@@ -297,13 +373,28 @@ mod tests {
             action_statement: None,
         });
         let ls = build(vec![a, v]);
-        assert!(ls.conflicts.iter().any(|c| c.kind == ConflictKind::Status && c.subject.as_deref() == Some("pkg:npm/z")), "{:?}", ls.conflicts);
+        assert!(
+            ls.conflicts.iter().any(
+                |c| c.kind == ConflictKind::Status && c.subject.as_deref() == Some("pkg:npm/z")
+            ),
+            "{:?}",
+            ls.conflicts
+        );
     }
 
     #[test]
     fn purl_base_drops_version_and_qualifiers() {
-        assert_eq!(purl_base("pkg:DEB/debian/openssl@3.0.11-1?distro=debian-12"), "pkg:deb/debian/openssl");
-        assert_eq!(purl_base("pkg:npm/%40scope/name@1.0.0#sub"), "pkg:npm/%40scope/name");
-        assert_eq!(purl_base("pkg:golang/github.com/a/b"), "pkg:golang/github.com/a/b");
+        assert_eq!(
+            purl_base("pkg:DEB/debian/openssl@3.0.11-1?distro=debian-12"),
+            "pkg:deb/debian/openssl"
+        );
+        assert_eq!(
+            purl_base("pkg:npm/%40scope/name@1.0.0#sub"),
+            "pkg:npm/%40scope/name"
+        );
+        assert_eq!(
+            purl_base("pkg:golang/github.com/a/b"),
+            "pkg:golang/github.com/a/b"
+        );
     }
 }

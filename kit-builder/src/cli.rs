@@ -3,7 +3,7 @@
 
 use crate::build::BaseKit;
 use crate::manifest::{ImageRef, Manifest, PayloadKind};
-use crate::oci::Images;
+use crate::oci::{Images, Staging};
 use crate::read::{KitInput, VerifiedKit};
 use crate::signing::{self, ToolError};
 use crate::source::{plan_files, Planned};
@@ -26,10 +26,13 @@ pub struct Inputs {
     pub trust: Vec<PathBuf>,
     /// `--file FILE`.
     pub files: Vec<PathBuf>,
+    /// How `--image registry:…` inputs are reached (`--insecure-registry`, `--registry-ca`).
+    pub registry: crate::registry::RegistryOptions,
 }
 
-/// Plans every payload and image record from the inputs.
-pub fn plan(inputs: &Inputs) -> anyhow::Result<(Vec<Planned>, Vec<ImageRef>)> {
+/// Plans every payload and image record from the inputs. Images named `registry:…` are pulled now, into
+/// the returned [`Staging`] directory: keep it until the kit is written.
+pub fn plan(inputs: &Inputs) -> anyhow::Result<(Vec<Planned>, Vec<ImageRef>, Staging)> {
     let mut planned = Vec::new();
     for f in &inputs.feeds {
         planned.extend(plan_files(f, PayloadKind::Feed, "feeds")?);
@@ -43,12 +46,13 @@ pub fn plan(inputs: &Inputs) -> anyhow::Result<(Vec<Planned>, Vec<ImageRef>)> {
     for f in &inputs.files {
         planned.extend(plan_files(f, PayloadKind::File, "files")?);
     }
-    let mut images = Images::default();
+    let mut images = Images::new(inputs.registry.clone());
     for spec in &inputs.images {
-        images.add(spec)?;
+        images.add_input(spec)?;
     }
-    planned.extend(images.blobs.into_values());
-    Ok((planned, images.refs))
+    let (blobs, refs, staging) = images.into_parts();
+    planned.extend(blobs.into_values());
+    Ok((planned, refs, staging))
 }
 
 /// Checks a feed document at build time with the same parsers the appliance ingests with, so a broken

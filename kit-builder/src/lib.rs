@@ -10,6 +10,7 @@ pub mod files;
 pub mod manifest;
 pub mod oci;
 pub mod read;
+pub mod registry;
 pub mod signers;
 pub mod signing;
 pub mod source;

@@ -1,8 +1,10 @@
-//! Reading OCI images for a kit: an OCI image-layout directory or a docker-archive tar (`docker save`).
+//! Reading OCI images for a kit: an OCI image-layout directory, a docker-archive tar (`docker save`), or
+//! an image pulled by digest from a registry (see [`crate::registry`]) into a temporary layout.
 //! Each image becomes its blobs (manifest, config, layers) plus an [`ImageRef`](crate::manifest::ImageRef).
 //! Blob names are checked against their SHA-256 OCI digests while the kit is built.
 
 use crate::manifest::{ImageRef, PayloadKind};
+use crate::registry::{Reference, RegistryError, RegistryOptions};
 use crate::source::{Planned, Source};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -37,6 +39,27 @@ pub struct Images {
     pub blobs: BTreeMap<String, Planned>,
     /// One record per image manifest.
     pub refs: Vec<ImageRef>,
+    /// How `registry:` inputs are reached.
+    pub registry: RegistryOptions,
+    /// Where pulled images wait until the kit is written.
+    staging: Staging,
+}
+
+/// The temporary directory that holds images pulled from registries. The planned payloads of those
+/// images point into it, so keep it alive until the kit is written; dropping it removes the files.
+#[derive(Debug, Default)]
+#[must_use = "pulled blobs are deleted when the staging directory is dropped"]
+pub struct Staging {
+    dir: Option<tempfile::TempDir>,
+    pulls: usize,
+}
+
+/// Where a layout came from, for its image records.
+enum Origin<'a> {
+    /// A layout directory named on the command line.
+    Layout,
+    /// A layout pulled from a registry.
+    Registry(&'a Reference),
 }
 
 fn sha256_hex(data: &[u8]) -> String {
@@ -61,14 +84,54 @@ fn blob_planned(digest: &str, media_type: &str, source: Source) -> Planned {
 }
 
 impl Images {
-    /// Adds an input: `oci-layout:DIR`, `docker-archive:FILE`, or a plain path whose kind is detected.
+    /// No images yet; `registry:` inputs will be reached as `registry` says.
+    pub fn new(registry: RegistryOptions) -> Images {
+        Images {
+            registry,
+            ..Images::default()
+        }
+    }
+
+    /// Splits into the blobs to carry, the image records, and the staging directory that must outlive
+    /// the build.
+    pub fn into_parts(self) -> (BTreeMap<String, Planned>, Vec<ImageRef>, Staging) {
+        (self.blobs, self.refs, self.staging)
+    }
+
+    /// Adds an input from the command line: `registry:HOST[:PORT]/REPO@sha256:DIGEST` is pulled (see
+    /// [`Images::pull`]), anything else is read from disk (see [`Images::add`]).
+    pub fn add_input(&mut self, spec: &str) -> Result<(), ImageError> {
+        if spec.starts_with("registry:") {
+            self.pull(spec)
+        } else {
+            self.add(spec)
+        }
+    }
+
+    /// Pulls `registry:HOST[:PORT]/REPO@sha256:DIGEST` by digest into the staging directory, then reads
+    /// it like an OCI layout. Kept apart from [`Images::add`] so that programs which only read local
+    /// images (the appliance) do not link the network client at all.
+    pub fn pull(&mut self, spec: &str) -> Result<(), ImageError> {
+        let reference = spec.strip_prefix("registry:").unwrap_or(spec);
+        self.add_registry(spec, reference)
+            .map_err(|reason| ImageError {
+                input: spec.to_owned(),
+                reason,
+            })
+    }
+
+    /// Adds a local input: `oci-layout:DIR`, `docker-archive:FILE`, or a plain path whose kind is
+    /// detected. Opens no network connection; `registry:` inputs are refused here (use [`Images::pull`]).
     pub fn add(&mut self, spec: &str) -> Result<(), ImageError> {
         let err = |reason: String| ImageError {
             input: spec.to_owned(),
             reason,
         };
         if spec.starts_with("registry:") {
-            return Err(err("pulling from a registry is not supported yet: save the image with `skopeo copy` or `docker save` and pass oci-layout:DIR or docker-archive:FILE".into()));
+            return Err(err(
+                "registry images are pulled by `stella-kit build` on the connected side only"
+                    .into(),
+            ));
         }
         let (kind, path) = match spec.split_once(':') {
             Some((k @ ("oci-layout" | "docker-archive"), p)) => (k, PathBuf::from(p)),
@@ -84,12 +147,39 @@ impl Images {
             }
         };
         match kind {
-            "oci-layout" => self.add_layout(spec, &path).map_err(err),
+            "oci-layout" => self.add_layout(spec, &path, &Origin::Layout).map_err(err),
             _ => self.add_docker_archive(spec, &path).map_err(err),
         }
     }
 
-    fn add_layout(&mut self, spec: &str, dir: &Path) -> Result<(), String> {
+    /// Pulls an image by digest into the staging directory, then reads it as a layout (which checks
+    /// every digest a second time, from the files that will be carried).
+    fn add_registry(&mut self, spec: &str, reference: &str) -> Result<(), String> {
+        let reference = Reference::parse(reference).map_err(|e| match e {
+            // The input is named already by the image error around this one.
+            RegistryError::BadReference { reason, .. } => reason,
+            e => e.to_string(),
+        })?;
+        // One directory for the build ($TMPDIR decides where), one layout in it per pull.
+        let root = match &self.staging.dir {
+            Some(t) => t.path().to_owned(),
+            None => {
+                let t = tempfile::Builder::new()
+                    .prefix("stella-kit-pull-")
+                    .tempdir()
+                    .map_err(|e| format!("cannot create a temporary directory: {e}"))?;
+                let p = t.path().to_owned();
+                self.staging.dir = Some(t);
+                p
+            }
+        };
+        self.staging.pulls += 1;
+        let dir = root.join(self.staging.pulls.to_string());
+        crate::registry::pull(&reference, &self.registry, &dir).map_err(|e| e.to_string())?;
+        self.add_layout(spec, &dir, &Origin::Registry(&reference))
+    }
+
+    fn add_layout(&mut self, spec: &str, dir: &Path, origin: &Origin<'_>) -> Result<(), String> {
         let layout: Value = read_json_file(&dir.join("oci-layout"))?;
         if layout
             .get("imageLayoutVersion")
@@ -193,12 +283,21 @@ impl Images {
                             digest.clone(),
                             blob_planned(&digest, &media, Source::Path(path)),
                         );
-                        let label = name
-                            .clone()
-                            .unwrap_or_else(|| format!("{}@{digest}", dir_label(dir)));
+                        let (label, source) = match origin {
+                            Origin::Layout => (
+                                name.clone()
+                                    .unwrap_or_else(|| format!("{}@{digest}", dir_label(dir))),
+                                format!("oci-layout:{}", dir_label(dir)),
+                            ),
+                            // Each image of a pulled index is named by its own, pullable, digest.
+                            Origin::Registry(r) => (
+                                format!("{}/{}@{digest}", r.host, r.repo),
+                                format!("registry:{r}"),
+                            ),
+                        };
                         self.refs.push(ImageRef {
                             name: label,
-                            source: format!("oci-layout:{}", dir_label(dir)),
+                            source,
                             manifest: digest,
                             media_type: media,
                             config: config.to_owned(),

@@ -8,66 +8,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::fs;
-use std::io::Read as _;
 use std::path::Path;
+use stella_tests::craft::{self, pack, Ent};
 use stella_tests::{digest_of, gen_key, kit, noise, osv, Run, AT, EXPIRES};
-
-/// One tar entry: its raw header and data.
-#[derive(Clone)]
-struct Ent {
-    header: tar::Header,
-    data: Vec<u8>,
-}
-
-impl Ent {
-    fn path(&self) -> String {
-        String::from_utf8_lossy(&self.header.path_bytes()).into_owned()
-    }
-
-    /// A regular or link entry whose name (and link target) bytes are written into the header as is:
-    /// `Header::set_path` refuses `..` and absolute names, which is the point here.
-    fn raw(name: &[u8], kind: tar::EntryType, data: Vec<u8>, link: &[u8]) -> Ent {
-        let mut header = tar::Header::new_ustar();
-        {
-            let old = header.as_old_mut();
-            old.name = [0; 100];
-            old.name[..name.len()].copy_from_slice(name);
-            old.linkname = [0; 100];
-            old.linkname[..link.len()].copy_from_slice(link);
-        }
-        header.set_size(data.len() as u64);
-        header.set_mode(0o644);
-        header.set_mtime(0);
-        header.set_entry_type(kind);
-        header.set_cksum();
-        Ent { header, data }
-    }
-}
-
-/// Decompresses a kit and reads every entry.
-fn unpack(kit: &Path) -> Vec<Ent> {
-    let z = zstd::stream::read::Decoder::new(fs::File::open(kit).unwrap()).unwrap();
-    let mut archive = tar::Archive::new(z);
-    let mut out = Vec::new();
-    for e in archive.entries().unwrap() {
-        let mut e = e.unwrap();
-        let header = e.header().clone();
-        let mut data = Vec::new();
-        e.read_to_end(&mut data).unwrap();
-        out.push(Ent { header, data });
-    }
-    out
-}
-
-/// Writes entries as a zstd-compressed tar.
-fn pack(kit: &Path, entries: &[Ent]) {
-    let z = zstd::stream::write::Encoder::new(fs::File::create(kit).unwrap(), 3).unwrap();
-    let mut b = tar::Builder::new(z);
-    for e in entries {
-        b.append(&e.header, &e.data[..]).unwrap();
-    }
-    b.into_inner().unwrap().finish().unwrap();
-}
 
 /// A temp dir with a site key and a good kit `good.kit` (channel stable, sequence 1) carrying a feed
 /// document, a 384 KiB file (several zstd blocks) and a second small file.
@@ -122,10 +65,7 @@ impl Fx {
     }
 
     fn good(&self) -> Vec<Ent> {
-        let e = unpack(&self.d().join("good.kit"));
-        assert_eq!(e[0].path(), "kit.json");
-        assert_eq!(e[1].path(), "kit.dsse.json");
-        e
+        craft::entries_of(&self.d().join("good.kit"))
     }
 
     /// Writes a crafted kit named after the attack; returns its file name.
@@ -137,20 +77,11 @@ impl Fx {
 
     /// The tar path of a payload, from the good kit's manifest.
     fn path_of(&self, payload: &str) -> String {
-        let m: serde_json::Value = serde_json::from_slice(&self.good()[0].data).unwrap();
-        m["payloads"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|p| p["name"] == payload)
-            .unwrap_or_else(|| panic!("no payload {payload}"))["path"]
-            .as_str()
-            .unwrap()
-            .to_owned()
+        craft::path_of(&self.good(), payload)
     }
 
     fn index_of(entries: &[Ent], path: &str) -> usize {
-        entries.iter().position(|e| e.path() == path).unwrap()
+        craft::index_of(entries, path)
     }
 
     fn alg(&self) -> &'static str {
@@ -162,9 +93,7 @@ fn flipped_bit_payload(profile: &'static str) {
     let fx = Fx::new(profile);
     let path = fx.path_of("files/noise.bin");
     let mut e = fx.good();
-    let i = Fx::index_of(&e, &path);
-    let mid = e[i].data.len() / 2;
-    e[i].data[mid] ^= 0x01;
+    craft::flip_payload(&mut e, &path);
     let k = fx.craft("flipped-bit-payload", &e);
     fx.verify(&k, &[]).fails(
         1,
@@ -179,13 +108,7 @@ fn flipped_bit_manifest(profile: &'static str) {
     let fx = Fx::new(profile);
     let mut e = fx.good();
     // "channel": "stable" -> "stabld": still a well-formed manifest, no longer the one signed.
-    let m = &mut e[0].data;
-    let at = m
-        .windows(8)
-        .position(|w| w == b"\"stable\"")
-        .expect("channel in kit.json");
-    m[at + 6] ^= 0x01;
-    assert_eq!(&m[at..at + 8], b"\"stabld\"");
+    craft::flip_manifest_channel(&mut e);
     let k = fx.craft("flipped-bit-manifest", &e);
     fx.verify(&k, &[]).fails(
         1,
@@ -196,18 +119,7 @@ fn flipped_bit_manifest(profile: &'static str) {
 fn flipped_bit_envelope(profile: &'static str) {
     let fx = Fx::new(profile);
     let mut e = fx.good();
-    let env = &mut e[1].data;
-    let key = env
-        .windows(5)
-        .position(|w| w == b"\"sig\"")
-        .expect("sig in envelope");
-    let open = key + 5 + env[key + 5..].iter().position(|&b| b == b'"').unwrap() + 1;
-    let close = open + env[open..].iter().position(|&b| b == b'"').unwrap();
-    // A bit flip that keeps the base64 well-formed (letters A-Y, a-y and digits stay base64 under ^1).
-    let pos = (open + (close - open) / 2..close)
-        .find(|&i| matches!(env[i], b'A'..=b'Y' | b'a'..=b'y' | b'0'..=b'9'))
-        .unwrap();
-    env[pos] ^= 0x01;
+    craft::flip_envelope_signature(&mut e);
     let k = fx.craft("flipped-bit-envelope", &e);
     let short = &fx.site[..16];
     let r = fx.verify(&k, &[]).fails(
@@ -276,17 +188,11 @@ fn extra_undeclared_entry(profile: &'static str) {
         "entry 'install.sh': is not declared in the signed manifest",
     );
     // Anything but zero padding after the end of the archive is refused too.
-    let mut raw = Vec::new();
-    {
-        let mut b = tar::Builder::new(&mut raw);
-        for x in fx.good() {
-            b.append(&x.header, &x.data[..]).unwrap();
-        }
-        b.finish().unwrap();
-    }
-    raw.extend_from_slice(b"trailing junk");
-    let z = zstd::stream::encode_all(&raw[..], 3).unwrap();
-    fs::write(fx.d().join("trailing-data.kit"), z).unwrap();
+    craft::pack_with_trailer(
+        &fx.d().join("trailing-data.kit"),
+        &fx.good(),
+        b"trailing junk",
+    );
     fx.verify("trailing-data.kit", &[])
         .fails(7, "entry '(after end of archive)': trailing data");
 }
@@ -568,9 +474,7 @@ fn expired_kit(profile: &'static str) {
 fn zstd_bomb(profile: &'static str) {
     let fx = Fx::new(profile);
     // 100 MiB of zeros, as a sparse file: nothing on disk, a few KiB once compressed.
-    let f = fs::File::create(fx.d().join("zeros.img")).unwrap();
-    f.set_len(100 << 20).unwrap();
-    drop(f);
+    craft::sparse_zeros(&fx.d().join("zeros.img"), 100 << 20);
     fx.build(&[
         "--file",
         "zeros.img",

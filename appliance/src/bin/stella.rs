@@ -373,18 +373,29 @@ fn run(cli: Cli) -> Result<ExitStatus> {
             };
             let old = appliance::vuln::superseded(&site.store, &ls)?;
             if json {
-                writeln!(out, "{}", serde_json::to_string_pretty(&serde_json::json!({"linkset": ls, "superseded": old}))?)?;
+                writeln!(
+                    out,
+                    "{}",
+                    serde_json::to_string_pretty(
+                        &serde_json::json!({"linkset": ls, "superseded": old})
+                    )?
+                )?;
             } else {
                 write!(out, "{}", appliance::vuln::render_linkset(&ls, &old))?;
             }
         }
         Command::Feeds { json } => {
             let site = open(&cli.data)?;
-            let sources = appliance::vuln::sources(&site.store, now()?.0, site.config.staleness_days)?;
+            let sources =
+                appliance::vuln::sources(&site.store, now()?.0, site.config.staleness_days)?;
             if json {
                 writeln!(out, "{}", serde_json::to_string_pretty(&sources)?)?;
             } else {
-                writeln!(out, "{:<28} {:>8} {:>8}  {:<22} {:<22} {}", "source", "stmts", "docs", "newest statement", "ingested", "freshness")?;
+                writeln!(
+                    out,
+                    "{:<28} {:>8} {:>8}  {:<22} {:<22} freshness",
+                    "source", "stmts", "docs", "newest statement", "ingested"
+                )?;
                 for s in sources {
                     writeln!(
                         out,

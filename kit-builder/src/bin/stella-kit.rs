@@ -200,9 +200,18 @@ struct BuildArgs {
     /// Advisory / VEX feed documents (file or directory).
     #[arg(long)]
     feeds: Vec<PathBuf>,
-    /// Images: oci-layout:DIR, docker-archive:FILE, or a path whose kind is detected.
+    /// Images: oci-layout:DIR, docker-archive:FILE, registry:HOST[:PORT]/REPO@sha256:DIGEST (pulled by
+    /// digest; credentials from STELLA_REGISTRY_USER/STELLA_REGISTRY_PASSWORD), or a path whose kind is
+    /// detected.
     #[arg(long)]
     image: Vec<String>,
+    /// Reach this registry (HOST or HOST:PORT) over plain HTTP; loopback always is. Also
+    /// STELLA_INSECURE_REGISTRIES=host1,host2.
+    #[arg(long)]
+    insecure_registry: Vec<String>,
+    /// PEM file of CA certificates trusted for registries instead of the built-in roots.
+    #[arg(long)]
+    registry_ca: Option<PathBuf>,
     /// Policy pack directory.
     #[arg(long)]
     policy: Vec<PathBuf>,
@@ -646,8 +655,13 @@ fn build(a: BuildArgs, out: &mut impl std::io::Write) -> Result<ExitStatus> {
         policy: a.policy,
         trust: a.trust,
         files: a.file,
+        registry: kit_builder::registry::RegistryOptions::from_env(
+            a.insecure_registry,
+            a.registry_ca,
+        ),
     };
-    let (payloads, images) = kit_builder::cli::plan(&inputs)?;
+    // Pulled images live in `_staging` until the kit is written.
+    let (payloads, images, _staging) = kit_builder::cli::plan(&inputs)?;
     let ids = kit_builder::cli::identities(&a.identity)?;
     let base = if a.base.is_empty() {
         None
