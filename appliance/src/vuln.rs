@@ -414,3 +414,108 @@ pub fn render_linkset(ls: &Linkset, old: &[Statement]) -> String {
     }
     out
 }
+
+/// One source's verdict inside a match.
+#[derive(Debug, Clone, Serialize)]
+pub struct SourceVerdict {
+    /// Statement key.
+    pub statement: String,
+    /// The verdict.
+    #[serde(flatten)]
+    pub verdict: feeds::matching::Verdict,
+}
+
+/// A linkset that says a package version is affected, with every source's verdict.
+#[derive(Debug, Clone, Serialize)]
+pub struct Match {
+    /// Linkset id (CVE when there is one).
+    pub id: String,
+    /// Every id in the linkset.
+    pub ids: Vec<String>,
+    /// Each source that names the package, and what it says.
+    pub verdicts: Vec<SourceVerdict>,
+    /// Conflicts in the linkset.
+    pub conflicts: Vec<linkset::Conflict>,
+}
+
+/// The linksets whose statements say `purl` (with a version) is affected.
+pub fn affects(
+    store: &impl MetaStore,
+    purl: &feeds::matching::Purl,
+) -> Result<Vec<Match>, StoreError> {
+    let mut candidates: BTreeMap<String, Statement> = BTreeMap::new();
+    for key in feeds::matching::lookup_keys(purl) {
+        for st in statements_for_package(store, &key)? {
+            candidates.entry(st.key.clone()).or_insert(st);
+        }
+    }
+    let mut by_linkset: BTreeMap<String, Match> = BTreeMap::new();
+    for st in candidates.values() {
+        let Some(verdict) = feeds::matching::judge(&st.observation, purl) else {
+            continue;
+        };
+        let Some(ls) = linkset(store, &st.observation.source_id)? else {
+            continue;
+        };
+        let m = by_linkset.entry(ls.id.clone()).or_insert_with(|| Match {
+            id: ls.id.clone(),
+            ids: ls.ids.clone(),
+            verdicts: Vec::new(),
+            conflicts: ls.conflicts.clone(),
+        });
+        m.verdicts.push(SourceVerdict {
+            statement: st.key.clone(),
+            verdict,
+        });
+    }
+    Ok(by_linkset
+        .into_values()
+        .filter(|m| {
+            m.verdicts
+                .iter()
+                .any(|v| matches!(v.verdict, feeds::matching::Verdict::Affected { .. }))
+        })
+        .collect())
+}
+
+/// Plain text for `stella vuln affects`.
+pub fn render_matches(purl: &str, matches: &[Match]) -> String {
+    use feeds::matching::Verdict;
+    if matches.is_empty() {
+        return format!("{purl}: no source says it is affected\n");
+    }
+    let mut out = format!(
+        "{purl}: {} vulnerabilit{} where a source says it is affected\n",
+        matches.len(),
+        if matches.len() == 1 { "y" } else { "ies" }
+    );
+    for m in matches {
+        out.push_str(&format!("{}  ({})\n", m.id, m.ids.join(", ")));
+        for v in &m.verdicts {
+            let line = match &v.verdict {
+                Verdict::Affected { fixed, because } => format!(
+                    "affected: {because}{}",
+                    if fixed.is_empty() {
+                        "; no fix stated".to_owned()
+                    } else {
+                        format!("; fixed in {}", fixed.join(", "))
+                    }
+                ),
+                Verdict::NotAffected { because } => format!("not affected: {because}"),
+                Verdict::Unknown { because } => format!("unknown: {because}"),
+            };
+            out.push_str(&format!("  [{}] {line}\n", v.statement));
+        }
+        for c in &m.conflicts {
+            let kind = serde_json::to_value(c.kind)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default();
+            out.push_str(&format!(
+                "  conflict {kind} {}\n",
+                c.subject.as_deref().unwrap_or("")
+            ));
+        }
+    }
+    out
+}

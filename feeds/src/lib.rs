@@ -17,6 +17,7 @@ mod detect;
 mod epss;
 mod kev;
 pub mod linkset;
+pub mod matching;
 mod node;
 mod nvd;
 mod openvex;

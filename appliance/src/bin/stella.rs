@@ -135,6 +135,14 @@ enum VulnCommand {
         #[arg(long)]
         json: bool,
     },
+    /// The vulnerabilities sources say affect a package version, with each source's verdict.
+    Affects {
+        /// A purl with a version, e.g. pkg:deb/debian/libssl3@3.0.9-1?distro=debian-12&upstream=openssl.
+        purl: String,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -382,6 +390,19 @@ fn run(cli: Cli) -> Result<ExitStatus> {
                 )?;
             } else {
                 write!(out, "{}", appliance::vuln::render_linkset(&ls, &old))?;
+            }
+        }
+        Command::Vuln(VulnCommand::Affects { purl, json }) => {
+            let site = open(&cli.data)?;
+            let p = feeds::matching::parse_purl(&purl).map_err(anyhow::Error::msg)?;
+            if p.version.is_none() {
+                anyhow::bail!("purl '{purl}' has no version: give pkg:TYPE/NAME@VERSION");
+            }
+            let matches = appliance::vuln::affects(&site.store, &p)?;
+            if json {
+                writeln!(out, "{}", serde_json::to_string_pretty(&matches)?)?;
+            } else {
+                write!(out, "{}", appliance::vuln::render_matches(&purl, &matches))?;
             }
         }
         Command::Feeds { json } => {
