@@ -3,6 +3,7 @@
 //! surface.
 
 pub mod audit;
+pub mod bench;
 pub mod demo;
 pub mod diagnostics;
 pub mod import;

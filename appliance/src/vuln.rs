@@ -449,24 +449,46 @@ pub fn affects(
             candidates.entry(st.key.clone()).or_insert(st);
         }
     }
+    let judged: Vec<(&Statement, feeds::matching::Verdict)> = candidates
+        .values()
+        .filter_map(|st| feeds::matching::judge(&st.observation, purl).map(|v| (st, v)))
+        .collect();
     let mut by_linkset: BTreeMap<String, Match> = BTreeMap::new();
-    for st in candidates.values() {
-        let Some(verdict) = feeds::matching::judge(&st.observation, purl) else {
+    // Linksets are computed only around statements that say "affected", once each; statements with other
+    // verdicts join the linksets they belong to.
+    let mut linkset_of: BTreeMap<String, String> = BTreeMap::new();
+    for (st, verdict) in &judged {
+        if !matches!(verdict, feeds::matching::Verdict::Affected { .. })
+            || linkset_of.contains_key(&st.key)
+        {
             continue;
-        };
+        }
         let Some(ls) = linkset(store, &st.observation.source_id)? else {
             continue;
         };
-        let m = by_linkset.entry(ls.id.clone()).or_insert_with(|| Match {
-            id: ls.id.clone(),
-            ids: ls.ids.clone(),
-            verdicts: Vec::new(),
-            conflicts: ls.conflicts.clone(),
-        });
-        m.verdicts.push(SourceVerdict {
-            statement: st.key.clone(),
-            verdict,
-        });
+        for member in &ls.statements {
+            linkset_of.insert(member.key.clone(), ls.id.clone());
+        }
+        by_linkset.insert(
+            ls.id.clone(),
+            Match {
+                id: ls.id.clone(),
+                ids: ls.ids.clone(),
+                verdicts: Vec::new(),
+                conflicts: ls.conflicts,
+            },
+        );
+    }
+    for (st, verdict) in judged {
+        if let Some(m) = linkset_of
+            .get(&st.key)
+            .and_then(|id| by_linkset.get_mut(id))
+        {
+            m.verdicts.push(SourceVerdict {
+                statement: st.key.clone(),
+                verdict,
+            });
+        }
     }
     Ok(by_linkset
         .into_values()

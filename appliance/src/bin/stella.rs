@@ -114,6 +114,9 @@ enum Command {
         #[arg(long)]
         corpus: Option<PathBuf>,
     },
+    /// Benchmarks that print tables.
+    #[command(subcommand)]
+    Bench(BenchCommand),
     /// Run the crypto self-test (known answers and pairwise sign/verify) of one or every profile.
     Selftest {
         /// Only this profile.
@@ -142,6 +145,22 @@ enum VulnCommand {
         /// JSON output.
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// Feed parse + ingest throughput on the OSV corpora and generated documents; matching of 1,000 purls.
+    Feeds {
+        /// Third-party corpus (default ../shared/corpus when present).
+        #[arg(long)]
+        corpus: Option<PathBuf>,
+        /// How many generated OSV documents.
+        #[arg(long, default_value_t = 200_000)]
+        generated: u64,
+        /// Scratch store directory (removed afterwards).
+        #[arg(long, default_value = "target/bench-feeds")]
+        work: PathBuf,
     },
 }
 
@@ -499,6 +518,19 @@ fn run(cli: Cli) -> Result<ExitStatus> {
                 out,
                 "{}",
                 appliance::status::render_status(&appliance::status::status(&site, now()?)?)
+            )?;
+        }
+        Command::Bench(BenchCommand::Feeds {
+            corpus,
+            generated,
+            work,
+        }) => {
+            let corpus =
+                corpus.or_else(|| Some(PathBuf::from("../shared/corpus")).filter(|p| p.is_dir()));
+            write!(
+                out,
+                "{}",
+                appliance::bench::feeds(corpus.as_deref(), generated, &work)?
             )?;
         }
         Command::Selftest { profile, json } => {
