@@ -7,6 +7,7 @@ pub mod bench;
 pub mod demo;
 pub mod diagnostics;
 pub mod import;
+pub mod scan;
 pub mod site;
 pub mod status;
 pub mod store;
