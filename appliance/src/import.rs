@@ -674,6 +674,13 @@ pub fn import(site: &Site, req: &ImportRequest) -> Result<SignedReceipt, ImportE
                 }
             }
         }
+        // OCI blobs are named by their SHA-256 in image manifests; map that name to the site digest the
+        // store keeps them under (for a GOST or SM site the name is never the check).
+        if p.kind == PayloadKind::OciBlob {
+            if let Some(oci_hex) = p.name.strip_prefix("oci/sha256/") {
+                batch.put_json(Tree::Images, format!("blob|sha256:{oci_hex}"), &format!("{alg}/{hex}"));
+            }
+        }
         let blob_key = format!("{alg}/{hex}");
         let mut kits: Vec<String> = site
             .store
