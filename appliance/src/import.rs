@@ -678,7 +678,11 @@ pub fn import(site: &Site, req: &ImportRequest) -> Result<SignedReceipt, ImportE
         // store keeps them under (for a GOST or SM site the name is never the check).
         if p.kind == PayloadKind::OciBlob {
             if let Some(oci_hex) = p.name.strip_prefix("oci/sha256/") {
-                batch.put_json(Tree::Images, format!("blob|sha256:{oci_hex}"), &format!("{alg}/{hex}"));
+                batch.put_json(
+                    Tree::Images,
+                    format!("blob|sha256:{oci_hex}"),
+                    &format!("{alg}/{hex}"),
+                );
             }
         }
         let blob_key = format!("{alg}/{hex}");
@@ -804,6 +808,15 @@ pub fn import(site: &Site, req: &ImportRequest) -> Result<SignedReceipt, ImportE
         return Err(fail(e.to_string(), ExitStatus::Usage));
     }
     journal.finish();
+    // New knowledge re-evaluates every stored SBOM (no image is unpacked); each changed finding is recorded
+    // with this kit. A failure here leaves the import committed and is repaired by the next evaluation.
+    if feed_docs > 0 {
+        if let Err(e) =
+            crate::scan::findings::reevaluate(&site.store, &m.id, &now.to_string(), None)
+        {
+            tracing::warn!(kit_id = %m.id, error = %e, "re-evaluating findings failed");
+        }
+    }
     Ok(signed)
 }
 

@@ -44,11 +44,19 @@ pub enum Tree {
     Aliases,
     /// Package index: `<purl base or ecosystem/name>|<source>|<id>`.
     Packages,
+    /// Layer analysis results by layer digest (the per-layer cache).
+    Layers,
+    /// Scanned images' inventories by manifest digest.
+    Sboms,
+    /// Current findings: `<image digest>|<vulnerability>|<purl>`.
+    Findings,
+    /// Finding changes: `<image digest>|<seq>` → new / resolved / changed, with the kit that caused it.
+    FindingEvents,
 }
 
 impl Tree {
     /// Every tree.
-    pub const ALL: [Tree; 13] = [
+    pub const ALL: [Tree; 17] = [
         Tree::Meta,
         Tree::Kits,
         Tree::Channels,
@@ -62,6 +70,10 @@ impl Tree {
         Tree::Observations,
         Tree::Aliases,
         Tree::Packages,
+        Tree::Layers,
+        Tree::Sboms,
+        Tree::Findings,
+        Tree::FindingEvents,
     ];
 
     /// The sled tree name.
@@ -80,6 +92,10 @@ impl Tree {
             Tree::Observations => "observations",
             Tree::Aliases => "aliases",
             Tree::Packages => "packages",
+            Tree::Layers => "layers",
+            Tree::Sboms => "sboms",
+            Tree::Findings => "findings",
+            Tree::FindingEvents => "finding-events",
         }
     }
 

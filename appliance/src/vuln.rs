@@ -416,7 +416,7 @@ pub fn render_linkset(ls: &Linkset, old: &[Statement]) -> String {
 }
 
 /// One source's verdict inside a match.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct SourceVerdict {
     /// Statement key.
     pub statement: String,
@@ -436,6 +436,12 @@ pub struct Match {
     pub verdicts: Vec<SourceVerdict>,
     /// Conflicts in the linkset.
     pub conflicts: Vec<linkset::Conflict>,
+    /// Highest CVSS base score any source states.
+    pub cvss: Option<f64>,
+    /// Listed in CISA KEV.
+    pub kev: bool,
+    /// Highest EPSS score stated.
+    pub epss: Option<f64>,
 }
 
 /// The linksets whose statements say `purl` (with a version) is affected.
@@ -475,6 +481,9 @@ pub fn affects(
                 id: ls.id.clone(),
                 ids: ls.ids.clone(),
                 verdicts: Vec::new(),
+                cvss: linkset::max_cvss(&ls),
+                kev: linkset::in_kev(&ls),
+                epss: linkset::epss(&ls),
                 conflicts: ls.conflicts,
             },
         );

@@ -102,9 +102,10 @@ fn pem_block(pem: &[u8], what: &'static str) -> Result<(String, Zeroizing<Vec<u8
     let label = rest[..label_end].to_owned();
     let body_start = label_end + 5;
     let end_marker = format!("-----END {label}-----");
-    let end = rest
+    let end = rest[body_start..]
         .find(&end_marker)
-        .ok_or_else(|| malformed("no matching PEM 'END' line"))?;
+        .ok_or_else(|| malformed("no matching PEM 'END' line"))?
+        + body_start;
     let body: String = rest[body_start..end]
         .chars()
         .filter(|c| !c.is_whitespace())

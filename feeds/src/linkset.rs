@@ -126,6 +126,45 @@ fn severity_value(kind: &str, v: &str) -> String {
     }
 }
 
+/// The highest CVSS base score any statement of the linkset states (v3 preferred over v2), computed from
+/// the vectors as written. Derived on demand; never stored in an observation.
+pub fn max_cvss(ls: &Linkset) -> Option<f64> {
+    let score = |kind: &str| -> Option<f64> {
+        ls.statements
+            .iter()
+            .flat_map(|s| &s.observation.severities)
+            .filter(|sev| sev.kind == kind)
+            .filter_map(|sev| match kind {
+                "CVSS_V3" => crate::cvss::Vector::parse_v3(&sev.vector_or_score)
+                    .ok()
+                    .map(|v| v.base_score()),
+                _ => crate::cvss::Vector::parse_v2(&sev.vector_or_score)
+                    .ok()
+                    .map(|v| v.base_score()),
+            })
+            .reduce(f64::max)
+    };
+    score("CVSS_V3").or_else(|| score("CVSS_V2"))
+}
+
+/// The CVSS v3 qualitative rating of a score.
+pub fn rating(score: f64) -> &'static str {
+    crate::cvss::severity_v3(score)
+}
+
+/// Whether any statement of the linkset is a CISA KEV entry.
+pub fn in_kev(ls: &Linkset) -> bool {
+    ls.statements.iter().any(|s| s.observation.kev.is_some())
+}
+
+/// The highest EPSS score stated in the linkset.
+pub fn epss(ls: &Linkset) -> Option<f64> {
+    ls.statements
+        .iter()
+        .filter_map(|s| s.observation.epss.as_ref().map(|e| e.score))
+        .reduce(f64::max)
+}
+
 /// Builds a linkset from the current statements of an alias closure.
 pub fn build(mut statements: Vec<Statement>) -> Linkset {
     statements.sort_by(|a, b| a.key.cmp(&b.key));

@@ -114,6 +114,40 @@ enum Command {
         #[arg(long)]
         corpus: Option<PathBuf>,
     },
+    /// Scan an image (oci-layout:DIR, docker-archive:FILE, a path, or the digest of an image a kit brought);
+    /// layers seen before are not analysed again.
+    Scan {
+        /// The image.
+        image: String,
+        /// Print this SBOM to standard output instead of the summary.
+        #[arg(long)]
+        sbom: Option<String>,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Scanned images and images that came in kits.
+    Images {
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// An image's SBOM.
+    Sbom {
+        /// Manifest digest (a unique prefix is enough).
+        digest: String,
+        /// cyclonedx or spdx.
+        #[arg(long, default_value = "cyclonedx")]
+        format: String,
+    },
+    /// An image's findings, with each source's verdict and the changes new knowledge caused.
+    Findings {
+        /// Manifest digest (a unique prefix is enough).
+        digest: String,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
     /// Benchmarks that print tables.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -519,6 +553,144 @@ fn run(cli: Cli) -> Result<ExitStatus> {
                 "{}",
                 appliance::status::render_status(&appliance::status::status(&site, now()?)?)
             )?;
+        }
+        Command::Scan { image, sbom, json } => {
+            let site = open(&cli.data)?;
+            let t = now()?.to_string();
+            let report = appliance::scan::scan(&site.store, &image, &t)?;
+            appliance::scan::findings::reevaluate(
+                &site.store,
+                "scan",
+                &t,
+                Some(&report.record.digest),
+            )?;
+            if let Some(format) = sbom {
+                let doc = appliance::scan::sbom::render(&report.record, &format)?;
+                writeln!(out, "{doc}")?;
+            } else if json {
+                writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
+            } else {
+                let r = &report.record;
+                writeln!(out, "image {} ({})", r.name, r.digest)?;
+                if let Some(os) = &r.os {
+                    writeln!(
+                        out,
+                        "os: {}",
+                        os.pretty_name.clone().unwrap_or_else(|| os.id.clone())
+                    )?;
+                }
+                writeln!(
+                    out,
+                    "layers: {} ({} analysed, {} from cache)",
+                    r.layers.len(),
+                    report.layers_analysed,
+                    report.layers_cached
+                )?;
+                let mut by: std::collections::BTreeMap<&str, usize> =
+                    std::collections::BTreeMap::new();
+                for p in &r.packages {
+                    *by.entry(p.ecosystem.purl_type()).or_default() += 1;
+                }
+                let parts: Vec<String> = by.iter().map(|(k, v)| format!("{k} {v}")).collect();
+                writeln!(out, "packages: {} ({})", r.packages.len(), parts.join(", "))?;
+                let f = appliance::scan::findings::stored(&site.store, &r.digest)?;
+                writeln!(out, "findings: {}", f.len())?;
+                for e in &r.errors {
+                    writeln!(out, "warning: {e}")?;
+                }
+            }
+        }
+        Command::Images { json } => {
+            let site = open(&cli.data)?;
+            let recs = appliance::scan::records(&site.store)?;
+            if json {
+                writeln!(out, "{}", serde_json::to_string_pretty(&recs)?)?;
+            } else {
+                for r in &recs {
+                    let n = appliance::scan::findings::stored(&site.store, &r.digest)?.len();
+                    writeln!(
+                        out,
+                        "{}  {:<40} {:>5} packages {:>5} findings  {}",
+                        r.digest,
+                        r.name,
+                        r.packages.len(),
+                        n,
+                        r.source
+                    )?;
+                }
+                for (k, v) in appliance::store::MetaStore::scan(
+                    &site.store,
+                    appliance::store::Tree::Images,
+                    b"sha256:",
+                )? {
+                    let d = String::from_utf8_lossy(&k).into_owned();
+                    if !recs.iter().any(|r| r.digest == d) {
+                        let v: serde_json::Value = serde_json::from_slice(&v).unwrap_or_default();
+                        writeln!(
+                            out,
+                            "{d}  {:<40} not scanned yet (from kit {})",
+                            v["name"].as_str().unwrap_or(""),
+                            v["kit"].as_str().unwrap_or("?")
+                        )?;
+                    }
+                }
+            }
+        }
+        Command::Sbom { digest, format } => {
+            let site = open(&cli.data)?;
+            let rec = appliance::scan::record(&site.store, &digest)?
+                .with_context(|| format!("no scanned image '{digest}'"))?;
+            writeln!(out, "{}", appliance::scan::sbom::render(&rec, &format)?)?;
+        }
+        Command::Findings { digest, json } => {
+            let site = open(&cli.data)?;
+            let rec = appliance::scan::record(&site.store, &digest)?
+                .with_context(|| format!("no scanned image '{digest}'"))?;
+            let findings = appliance::scan::findings::stored(&site.store, &rec.digest)?;
+            let events = appliance::scan::findings::events(&site.store, &rec.digest)?;
+            if json {
+                writeln!(
+                    out,
+                    "{}",
+                    serde_json::to_string_pretty(
+                        &serde_json::json!({"image": rec.digest, "findings": findings, "events": events})
+                    )?
+                )?;
+            } else {
+                writeln!(
+                    out,
+                    "image {} ({}): {} findings",
+                    rec.name,
+                    rec.digest,
+                    findings.len()
+                )?;
+                for f in &findings {
+                    let pkg = format!("{}@{}", f.package, f.version);
+                    let fix = if f.fixed.is_empty() {
+                        "no fix stated".to_owned()
+                    } else {
+                        format!("fixed in {}", f.fixed.join(", "))
+                    };
+                    let kev = if f.kev { "  KEV" } else { "" };
+                    let conflicts = if f.conflicts > 0 {
+                        format!("  {} conflict(s)", f.conflicts)
+                    } else {
+                        String::new()
+                    };
+                    writeln!(
+                        out,
+                        "{:<20} {:<9} {pkg:<40} {fix}{kev}{conflicts}",
+                        f.vulnerability, f.severity
+                    )?;
+                }
+                for e in events.iter().rev().take(20) {
+                    writeln!(
+                        out,
+                        "change: {} {} {} (cause {}, {})",
+                        e.change, e.vulnerability, e.purl, e.cause, e.time
+                    )?;
+                }
+            }
         }
         Command::Bench(BenchCommand::Feeds {
             corpus,

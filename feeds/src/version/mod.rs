@@ -306,6 +306,9 @@ impl PartialEq for Version {
 
 impl Eq for Version {}
 
+/// The most events one range may have for [`in_range`].
+pub const MAX_RANGE_EVENTS: usize = 4096;
+
 /// Whether `version` falls in the range described by OSV-style `events`.
 ///
 /// Evaluated as the OSV schema describes: events are sorted by version (`introduced: "0"`
@@ -331,6 +334,17 @@ pub fn in_range(
     }
 
     let v = scheme.parse(version)?;
+    // The sort below is quadratic; no real range comes near this many events.
+    if events.len() > MAX_RANGE_EVENTS {
+        return Err(VersionError::Invalid {
+            scheme,
+            version: version.to_owned(),
+            reason: format!(
+                "range has {} events, more than {MAX_RANGE_EVENTS}",
+                events.len()
+            ),
+        });
+    }
     let mut bounds: Vec<(Option<Version>, Kind)> = Vec::with_capacity(events.len());
     let mut limits = Vec::new();
     for event in events {
@@ -352,8 +366,20 @@ pub fn in_range(
     if !limits.is_empty() && !limits.iter().any(|limit| v < *limit) {
         return Ok(false);
     }
-    // `None` (introduced "0") is below every version.
-    bounds.sort_by(|(a, ka), (b, kb)| a.cmp(b).then(ka.cmp(kb)));
+    // `None` (introduced "0") is below every version. Some schemes' orders are not transitive on odd
+    // inputs (PHP's `#`, Maven qualifiers), and the standard sorts panic on such comparators, so this is a
+    // stable insertion sort: it never panics and gives a deterministic order for any comparator.
+    for i in 1..bounds.len() {
+        let mut j = i;
+        while j > 0 && {
+            let (a, ka) = &bounds[j - 1];
+            let (b, kb) = &bounds[j];
+            a.cmp(b).then(ka.cmp(kb)) == Ordering::Greater
+        } {
+            bounds.swap(j - 1, j);
+            j -= 1;
+        }
+    }
     let mut affected = false;
     for (at, kind) in &bounds {
         match (at, kind) {

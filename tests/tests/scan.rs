@@ -1,0 +1,355 @@
+//! The scanner end to end: layer cache across images, whiteouts, SBOM output, findings and their
+//! re-evaluation when a feed kit arrives (no rescan), driven through `stella`.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use serde_json::{json, Value};
+use std::fs;
+use std::path::Path;
+use stella_tests::{corpus, gen_key, kit, run_env, EPOCH};
+
+const NOW: &str = "1700000500";
+
+fn stella(dir: &Path, args: &[&str]) -> stella_tests::Run {
+    let data = dir.join("data");
+    run_env(
+        "stella",
+        dir,
+        args,
+        &[("STELLA_DATA", data.to_str().unwrap()), ("STELLA_NOW", NOW)],
+    )
+}
+
+fn sha256(b: &[u8]) -> String {
+    use std::io::Write as _;
+    let mut child = std::process::Command::new("sha256sum")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b).unwrap();
+    let o = child.wait_with_output().unwrap();
+    String::from_utf8(o.stdout)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+/// A plain tar layer from (path, contents) pairs; a `None` content is a whiteout of that path.
+fn layer(files: &[(&str, Option<&str>)]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    for (path, content) in files {
+        let (path, data) = match content {
+            Some(c) => (path.to_string(), c.as_bytes().to_vec()),
+            None => {
+                let (dir, name) = path.rsplit_once('/').unwrap();
+                (format!("{dir}/.wh.{name}"), Vec::new())
+            }
+        };
+        let mut h = tar::Header::new_ustar();
+        h.set_path(path.trim_start_matches('/')).unwrap();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_mtime(0);
+        h.set_cksum();
+        b.append(&h, &data[..]).unwrap();
+    }
+    b.into_inner().unwrap()
+}
+
+/// Writes an OCI layout with one image made of `layers`; returns the manifest digest.
+fn layout(dir: &Path, layers: &[Vec<u8>]) -> String {
+    let blobs = dir.join("blobs/sha256");
+    fs::create_dir_all(&blobs).unwrap();
+    let put = |b: &[u8]| -> String {
+        let h = sha256(b);
+        fs::write(blobs.join(&h), b).unwrap();
+        format!("sha256:{h}")
+    };
+    let config = json!({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": []}}).to_string();
+    let config_d = put(config.as_bytes());
+    let descs: Vec<Value> = layers.iter().map(|l| json!({"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": put(l), "size": l.len()})).collect();
+    let manifest = json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_d, "size": config.len()}, "layers": descs}).to_string();
+    let md = put(manifest.as_bytes());
+    fs::write(dir.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+    fs::write(dir.join("index.json"), json!({"schemaVersion": 2, "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": md, "size": manifest.len()}]}).to_string()).unwrap();
+    md
+}
+
+const OS: &str =
+    "NAME=\"Alpine Linux\"\nID=alpine\nVERSION_ID=3.19.1\nPRETTY_NAME=\"Alpine Linux v3.19\"\n";
+
+fn apk_db(pkgs: &[(&str, &str, &str)]) -> String {
+    pkgs.iter()
+        .map(|(n, v, o)| format!("C:Q1aaaa=\nP:{n}\nV:{v}\nA:x86_64\nL:MIT\no:{o}\n\n"))
+        .collect()
+}
+
+#[test]
+fn layer_cache_whiteouts_sbom_and_reevaluation() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    gen_key(d, "fips", None, "signer");
+    stella(
+        d,
+        &[
+            "init",
+            "--profile",
+            "fips",
+            "--kit-signer",
+            "signer.pub.pem",
+        ],
+    )
+    .ok();
+
+    let base = layer(&[
+        ("/etc/os-release", Some(OS)),
+        (
+            "/lib/apk/db/installed",
+            Some(&apk_db(&[
+                ("musl", "1.2.4_git20230717-r4", "musl"),
+                ("zlib", "1.3.1-r0", "zlib"),
+            ])),
+        ),
+        ("/opt/extra/note.txt", Some("x")),
+    ]);
+    let top = layer(&[
+        (
+            "/lib/apk/db/installed",
+            Some(&apk_db(&[
+                ("musl", "1.2.4_git20230717-r4", "musl"),
+                ("zlib", "1.3.1-r0", "zlib"),
+                ("libcrypto3", "3.1.4-r1", "openssl"),
+            ])),
+        ),
+        ("/opt/extra", None),
+    ]);
+    let a = layout(&d.join("img-a"), std::slice::from_ref(&base));
+    let b = layout(&d.join("img-b"), &[base.clone(), top]);
+
+    let ra: Value = serde_json::from_str(
+        &stella(d, &["scan", "--json", "oci-layout:img-a"])
+            .ok()
+            .stdout,
+    )
+    .unwrap();
+    assert_eq!(ra["layers_analysed"], 1);
+    assert_eq!(ra["record"]["digest"], a.as_str());
+    assert_eq!(ra["record"]["packages"].as_array().unwrap().len(), 2);
+    // The second image shares the base layer: only its new layer is analysed.
+    let rb: Value =
+        serde_json::from_str(&stella(d, &["scan", "--json", "img-b"]).ok().stdout).unwrap();
+    assert_eq!(
+        (rb["layers_analysed"].as_u64(), rb["layers_cached"].as_u64()),
+        (Some(1), Some(1)),
+        "{rb}"
+    );
+    let purls: Vec<&str> = rb["record"]["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["purl"].as_str().unwrap())
+        .collect();
+    assert!(
+        purls
+            .iter()
+            .any(|p| p.starts_with("pkg:apk/alpine/libcrypto3@3.1.4-r1")
+                && p.contains("distro=alpine-3.19.1")),
+        "{purls:?}"
+    );
+    assert_eq!(purls.len(), 3);
+    // Rescanning analyses nothing and keeps the SBOM byte-identical.
+    let again: Value =
+        serde_json::from_str(&stella(d, &["scan", "--json", "img-b"]).ok().stdout).unwrap();
+    assert_eq!(again["layers_analysed"], 0);
+    let cdx1 = stella(d, &["sbom", &b, "--format", "cyclonedx"])
+        .ok()
+        .stdout;
+    let cdx2 = stella(d, &["sbom", &b[7..19], "--format", "cyclonedx"])
+        .ok()
+        .stdout;
+    assert_eq!(cdx1, cdx2);
+    let cdx: Value = serde_json::from_str(&cdx1).unwrap();
+    assert_eq!(cdx["specVersion"], "1.6");
+    assert_eq!(cdx["components"].as_array().unwrap().len(), 3);
+    let spdx: Value =
+        serde_json::from_str(&stella(d, &["scan", "--sbom", "spdx", "img-b"]).ok().stdout).unwrap();
+    assert_eq!(spdx["spdxVersion"], "SPDX-2.3");
+    assert_eq!(spdx["packages"].as_array().unwrap().len(), 4);
+    stella(d, &["sbom", &b, "--format", "swid"]).fails(2, "unknown SBOM format 'swid'");
+
+    // No knowledge yet: no findings.
+    let f: Value =
+        serde_json::from_str(&stella(d, &["findings", &b, "--json"]).ok().stdout).unwrap();
+    assert_eq!(f["findings"].as_array().unwrap().len(), 0);
+
+    // A feed kit arrives: findings appear without a rescan, attributed to that kit.
+    let feeds = d.join("feeds");
+    fs::create_dir_all(&feeds).unwrap();
+    let adv = |id: &str, pkg: &str, fixed: &str| {
+        json!({"id": id, "modified": "2023-11-01T00:00:00Z", "aliases": [format!("CVE-2023-{}", &id[4..])],
+            "affected": [{"package": {"ecosystem": "Alpine:v3.19", "name": pkg},
+            "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": fixed}]}]}]}).to_string()
+    };
+    fs::write(
+        feeds.join("ALP-0001.json"),
+        adv("ALP-0001", "openssl", "3.1.4-r5"),
+    )
+    .unwrap();
+    fs::write(
+        feeds.join("ALP-0002.json"),
+        adv("ALP-0002", "musl", "1.2.4_git20230717-r5"),
+    )
+    .unwrap();
+    kit(
+        d,
+        &[
+            "build",
+            "--channel",
+            "feeds",
+            "--sequence",
+            "1",
+            "--key",
+            "signer.key.pem",
+            "--feeds",
+            feeds.to_str().unwrap(),
+            "--out",
+            "f1.kit",
+        ],
+    )
+    .ok();
+    stella(d, &["import", "f1.kit"]).ok();
+    let f: Value =
+        serde_json::from_str(&stella(d, &["findings", &b, "--json"]).ok().stdout).unwrap();
+    let found: Vec<(&str, &str)> = f["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| {
+            (
+                x["vulnerability"].as_str().unwrap(),
+                x["package"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        found,
+        [("CVE-2023-0001", "libcrypto3"), ("CVE-2023-0002", "musl")],
+        "{f}"
+    );
+    let events: Vec<(&str, &str)> = f["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["change"].as_str().unwrap(), e["cause"].as_str().unwrap()))
+        .collect();
+    assert_eq!(events, [("new", "feeds-000001"), ("new", "feeds-000001")]);
+    // Image A has musl but not libcrypto3.
+    let fa: Value =
+        serde_json::from_str(&stella(d, &["findings", &a, "--json"]).ok().stdout).unwrap();
+    assert_eq!(fa["findings"].as_array().unwrap().len(), 1);
+
+    // The next kit says musl was fixed earlier (resolved) and changes the openssl fix (changed).
+    fs::write(
+        feeds.join("ALP-0001.json"),
+        adv("ALP-0001", "openssl", "3.1.4-r6"),
+    )
+    .unwrap();
+    fs::write(
+        feeds.join("ALP-0002.json"),
+        adv("ALP-0002", "musl", "1.2.4_git20230717-r3"),
+    )
+    .unwrap();
+    kit(
+        d,
+        &[
+            "build",
+            "--channel",
+            "feeds",
+            "--sequence",
+            "2",
+            "--key",
+            "signer.key.pem",
+            "--feeds",
+            feeds.to_str().unwrap(),
+            "--out",
+            "f2.kit",
+        ],
+    )
+    .ok();
+    stella(d, &["import", "f2.kit"]).ok();
+    let f: Value =
+        serde_json::from_str(&stella(d, &["findings", &b, "--json"]).ok().stdout).unwrap();
+    assert_eq!(f["findings"].as_array().unwrap().len(), 1);
+    assert_eq!(f["findings"][0]["fixed"], json!(["3.1.4-r6"]));
+    let last: Vec<(&str, &str, &str)> = f["events"].as_array().unwrap()[2..]
+        .iter()
+        .map(|e| {
+            (
+                e["change"].as_str().unwrap(),
+                e["vulnerability"].as_str().unwrap(),
+                e["cause"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        last,
+        [
+            ("changed", "CVE-2023-0001", "feeds-000002"),
+            ("resolved", "CVE-2023-0002", "feeds-000002")
+        ],
+        "{f}"
+    );
+    let _ = EPOCH;
+}
+
+#[test]
+fn alpine_corpus_image_gives_its_14_packages() {
+    let Some(c) = corpus() else { return };
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    gen_key(d, "fips", None, "signer");
+    stella(
+        d,
+        &[
+            "init",
+            "--profile",
+            "fips",
+            "--kit-signer",
+            "signer.pub.pem",
+        ],
+    )
+    .ok();
+    let gz = fs::read(c.join("images/trivy/alpine-310.docker-archive.tar.gz")).unwrap();
+    let mut tar = Vec::new();
+    std::io::Read::read_to_end(&mut flate2_free_gunzip(&gz), &mut tar).unwrap();
+    fs::write(d.join("alpine.tar"), tar).unwrap();
+    let r: Value = serde_json::from_str(
+        &stella(d, &["scan", "--json", "docker-archive:alpine.tar"])
+            .ok()
+            .stdout,
+    )
+    .unwrap();
+    assert_eq!(r["record"]["packages"].as_array().unwrap().len(), 14, "{r}");
+    assert_eq!(r["record"]["os"]["version_id"], "3.10.4");
+}
+
+/// gunzip through the system tool (the tests crate does not link a gzip decoder).
+fn flate2_free_gunzip(gz: &[u8]) -> std::io::Cursor<Vec<u8>> {
+    use std::io::Write as _;
+    let mut child = std::process::Command::new("gzip")
+        .arg("-dc")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let input = gz.to_vec();
+    // Feed gzip from another thread: its output pipe must be drained while it reads.
+    let writer = std::thread::spawn(move || stdin.write_all(&input));
+    let out = child.wait_with_output().unwrap().stdout;
+    writer.join().unwrap().unwrap();
+    std::io::Cursor::new(out)
+}
