@@ -73,7 +73,7 @@ pub fn run(root: &Path, corpus: Option<&Path>, now: Timestamp) -> Result<Vec<Str
         return Ok(log);
     }
     let kit_path = root.join("demo-kit-signer/demo.kit");
-    let (payloads, images, source) = demo_inputs(corpus)?;
+    let (payloads, images, source) = demo_inputs(corpus, Some(&signer_dir))?;
     let pem = std::fs::read(&key_path).with_context(|| {
         format!(
             "{}: cannot read the demo kit-signer key",
@@ -112,6 +112,25 @@ pub fn run(root: &Path, corpus: Option<&Path>, now: Timestamp) -> Result<Vec<Str
             actor: "demo".into(),
         },
     )?;
+    for img in &report.manifest.images {
+        match crate::scan::scan(&site.store, &img.manifest, &now.to_string()) {
+            Ok(r) => {
+                let _ = crate::scan::findings::reevaluate(
+                    &site.store,
+                    "scan",
+                    &now.to_string(),
+                    Some(&r.record.digest),
+                );
+                log.push(format!(
+                    "scanned image {} ({}): {} packages",
+                    r.record.name,
+                    r.record.digest,
+                    r.record.packages.len()
+                ));
+            }
+            Err(e) => log.push(format!("could not scan image {}: {e}", img.name)),
+        }
+    }
     log.push(format!(
         "imported kit '{}' (receipt {}): {} feed documents, {} images",
         receipt.receipt.kit.as_deref().unwrap_or("?"),
@@ -133,7 +152,7 @@ type Inputs = (
     String,
 );
 
-fn demo_inputs(corpus: Option<&Path>) -> Result<Inputs> {
+fn demo_inputs(corpus: Option<&Path>, work: Option<&Path>) -> Result<Inputs> {
     let mut payloads: Vec<kit_builder::source::Planned> = SHIPPED_FEEDS
         .iter()
         .map(|(name, bytes)| kit_builder::source::Planned {
@@ -160,6 +179,17 @@ fn demo_inputs(corpus: Option<&Path>) -> Result<Inputs> {
                     "feeds/golang-vulndb",
                 )?);
             }
+        }
+        // The Alpine 3.10 image ships gzip-compressed; unpack it next to the demo kit.
+        let alpine = c.join("images/trivy/alpine-310.docker-archive.tar.gz");
+        if let (true, Some(dir)) = (alpine.is_file(), work) {
+            let tar = dir.join("alpine-310.docker-archive.tar");
+            if !tar.is_file() {
+                let mut gz = flate2::read::GzDecoder::new(std::fs::File::open(&alpine)?);
+                let mut outf = std::fs::File::create(&tar)?;
+                std::io::copy(&mut gz, &mut outf)?;
+            }
+            images.add(&format!("docker-archive:{}", tar.display()))?;
         }
         for img in [
             "images/go-containerregistry/pkg/v1/tarball/testdata/test_image_1.tar",
