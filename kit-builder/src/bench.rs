@@ -264,7 +264,7 @@ fn generate_inputs(dir: &std::path::Path, total: u64) -> anyhow::Result<u64> {
 }
 
 /// Peak resident set size of this process so far, in MiB (VmHWM).
-fn peak_rss_mib() -> f64 {
+pub fn peak_rss_mib() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {

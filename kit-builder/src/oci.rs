@@ -322,125 +322,181 @@ impl Images {
     }
 
     fn add_docker_archive(&mut self, spec: &str, file: &Path) -> Result<(), String> {
-        let f = File::open(file).map_err(|e| format!("{}: {e}", file.display()))?;
-        let mut archive = tar::Archive::new(f);
-        // Positions of regular entries: name -> (offset, size), so blobs stream straight from the archive.
-        let mut entries: BTreeMap<String, (u64, u64)> = BTreeMap::new();
-        let mut manifest_json: Option<Vec<u8>> = None;
-        for e in archive
-            .entries()
-            .map_err(|e| format!("not a tar archive: {e}"))?
-        {
-            let mut e = e.map_err(|e| format!("corrupt tar archive: {e}"))?;
-            if !e.header().entry_type().is_file() {
-                continue;
-            }
-            let path = e
-                .path()
-                .map_err(|e| format!("bad entry path: {e}"))?
-                .to_string_lossy()
-                .into_owned();
-            let path = path.trim_start_matches("./").to_owned();
-            if path == "manifest.json" {
-                let mut buf = Vec::new();
-                (&mut e)
-                    .take(MAX_JSON)
-                    .read_to_end(&mut buf)
-                    .map_err(|e| format!("manifest.json: {e}"))?;
-                manifest_json = Some(buf);
-            }
-            entries.insert(path, (e.raw_file_position(), e.size()));
-        }
-        let manifest_json = manifest_json.ok_or("no manifest.json: not a docker-archive")?;
-        let list: Value =
-            serde_json::from_slice(&manifest_json).map_err(|e| format!("manifest.json: {e}"))?;
-        let list = list
-            .as_array()
-            .ok_or("manifest.json is not a list of images")?;
-        if list.is_empty() {
-            return Err("manifest.json lists no image".into());
-        }
-        let slice = |name: &str| -> Result<(Source, u64), String> {
-            let (offset, size) = entries
-                .get(name)
-                .ok_or_else(|| format!("entry '{name}' named by manifest.json is missing"))?;
-            Ok((
-                Source::Slice {
-                    file: file.to_owned(),
-                    offset: *offset,
-                    len: *size,
-                },
-                *size,
-            ))
-        };
-        let read_slice = |name: &str| -> Result<Vec<u8>, String> {
-            let (src, size) = slice(name)?;
-            if size > MAX_JSON {
-                return Err(format!("entry '{name}' is too large for a config"));
-            }
-            src.read_all().map_err(|e| format!("{name}: {e}"))
-        };
-        for (i, img) in list.iter().enumerate() {
-            let config_name = img
-                .get("Config")
-                .and_then(Value::as_str)
-                .ok_or("image without Config")?;
-            let config = read_slice(config_name)?;
-            let config_digest = format!("sha256:{}", sha256_hex(&config));
-            self.blobs.insert(
-                config_digest.clone(),
-                blob_planned(&config_digest, CONFIG_OCI, slice(config_name)?.0),
-            );
-            let mut layers = Vec::new();
-            let mut layer_descs = Vec::new();
-            for l in img
-                .get("Layers")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-            {
-                let lname = l.as_str().ok_or("layer name is not a string")?;
-                let (src, size) = slice(lname)?;
-                let digest = format!("sha256:{}", hash_source(&src)?);
-                self.blobs
-                    .insert(digest.clone(), blob_planned(&digest, LAYER_OCI_TAR, src));
-                layer_descs.push(
-                    serde_json::json!({"mediaType": LAYER_OCI_TAR, "digest": digest, "size": size}),
-                );
-                layers.push(digest);
-            }
-            // The OCI manifest for the saved image, written deterministically (serde_json keeps key order).
-            let manifest = serde_json::json!({
-                "schemaVersion": 2,
-                "mediaType": MANIFEST_OCI,
-                "config": {"mediaType": CONFIG_OCI, "digest": config_digest, "size": config.len()},
-                "layers": layer_descs,
-            });
-            let bytes = serde_json::to_vec(&manifest).map_err(|e| e.to_string())?;
-            let digest = format!("sha256:{}", sha256_hex(&bytes));
-            self.blobs.insert(
-                digest.clone(),
-                blob_planned(&digest, MANIFEST_OCI, Source::Memory(bytes.into())),
-            );
-            let tag = img
-                .get("RepoTags")
-                .and_then(Value::as_array)
-                .and_then(|t| t.first())
-                .and_then(Value::as_str)
-                .map(str::to_owned)
-                .unwrap_or_else(|| format!("{}#{i}", dir_label(file)));
-            self.refs.push(ImageRef {
-                name: tag,
-                source: format!("docker-archive:{}", dir_label(file)),
-                manifest: digest,
-                media_type: MANIFEST_OCI.into(),
-                config: config_digest,
-                layers,
-            });
-        }
         let _ = spec;
+        for img in read_docker_archive(file)? {
+            self.blobs.insert(
+                img.config.digest.clone(),
+                blob_planned(&img.config.digest, CONFIG_OCI, img.config.source.clone()),
+            );
+            for l in &img.layers {
+                self.blobs.insert(
+                    l.digest.clone(),
+                    blob_planned(&l.digest, LAYER_OCI_TAR, l.source.clone()),
+                );
+            }
+            self.blobs.insert(
+                img.manifest_digest.clone(),
+                blob_planned(
+                    &img.manifest_digest,
+                    MANIFEST_OCI,
+                    Source::Memory(img.manifest.clone().into()),
+                ),
+            );
+            self.refs.push(ImageRef {
+                name: img.name,
+                source: format!("docker-archive:{}", dir_label(file)),
+                manifest: img.manifest_digest,
+                media_type: MANIFEST_OCI.into(),
+                config: img.config.digest,
+                layers: img.layers.into_iter().map(|l| l.digest).collect(),
+            });
+        }
         Ok(())
     }
+}
+
+/// A blob of a docker-archive: its OCI digest, where its bytes are, and its size.
+#[derive(Debug, Clone)]
+pub struct SavedBlob {
+    /// `sha256:` digest of the bytes.
+    pub digest: String,
+    /// The byte range inside the archive.
+    pub source: Source,
+    /// Size.
+    pub size: u64,
+}
+
+/// One image of a docker-archive (`docker save`), with the OCI image manifest synthesised for it. The kit
+/// builder and the scanner both use this, so a saved image has one manifest digest everywhere.
+#[derive(Debug, Clone)]
+pub struct SavedImage {
+    /// The first repo tag, or `FILE#index`.
+    pub name: String,
+    /// The config blob.
+    pub config: SavedBlob,
+    /// Layer blobs, bottom first (uncompressed tars).
+    pub layers: Vec<SavedBlob>,
+    /// The synthesised OCI manifest's bytes (compact JSON, fixed key order).
+    pub manifest: Vec<u8>,
+    /// Its digest.
+    pub manifest_digest: String,
+}
+
+/// Reads every image of a docker-archive tar. Blobs stay in the archive (byte ranges); configs and layers
+/// are hashed to get their OCI digests.
+pub fn read_docker_archive(file: &Path) -> Result<Vec<SavedImage>, String> {
+    let f = File::open(file).map_err(|e| format!("{}: {e}", file.display()))?;
+    let mut archive = tar::Archive::new(f);
+    // Positions of regular entries: name -> (offset, size), so blobs stream straight from the archive.
+    let mut entries: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+    let mut manifest_json: Option<Vec<u8>> = None;
+    for e in archive
+        .entries()
+        .map_err(|e| format!("not a tar archive: {e}"))?
+    {
+        let mut e = e.map_err(|e| format!("corrupt tar archive: {e}"))?;
+        if !e.header().entry_type().is_file() {
+            continue;
+        }
+        let path = e
+            .path()
+            .map_err(|e| format!("bad entry path: {e}"))?
+            .to_string_lossy()
+            .into_owned();
+        let path = path.trim_start_matches("./").to_owned();
+        if path == "manifest.json" {
+            let mut buf = Vec::new();
+            (&mut e)
+                .take(MAX_JSON)
+                .read_to_end(&mut buf)
+                .map_err(|e| format!("manifest.json: {e}"))?;
+            manifest_json = Some(buf);
+        }
+        entries.insert(path, (e.raw_file_position(), e.size()));
+    }
+    let manifest_json = manifest_json.ok_or("no manifest.json: not a docker-archive")?;
+    let list: Value =
+        serde_json::from_slice(&manifest_json).map_err(|e| format!("manifest.json: {e}"))?;
+    let list = list
+        .as_array()
+        .ok_or("manifest.json is not a list of images")?;
+    if list.is_empty() {
+        return Err("manifest.json lists no image".into());
+    }
+    let slice = |name: &str| -> Result<(Source, u64), String> {
+        let (offset, size) = entries
+            .get(name)
+            .ok_or_else(|| format!("entry '{name}' named by manifest.json is missing"))?;
+        Ok((
+            Source::Slice {
+                file: file.to_owned(),
+                offset: *offset,
+                len: *size,
+            },
+            *size,
+        ))
+    };
+    let mut out = Vec::with_capacity(list.len());
+    for (i, img) in list.iter().enumerate() {
+        let config_name = img
+            .get("Config")
+            .and_then(Value::as_str)
+            .ok_or("image without Config")?;
+        let (config_src, config_size) = slice(config_name)?;
+        if config_size > MAX_JSON {
+            return Err(format!("entry '{config_name}' is too large for a config"));
+        }
+        let config_bytes = config_src
+            .read_all()
+            .map_err(|e| format!("{config_name}: {e}"))?;
+        let config = SavedBlob {
+            digest: format!("sha256:{}", sha256_hex(&config_bytes)),
+            source: config_src,
+            size: config_size,
+        };
+        let mut layers = Vec::new();
+        for l in img
+            .get("Layers")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let lname = l.as_str().ok_or("layer name is not a string")?;
+            let (src, size) = slice(lname)?;
+            layers.push(SavedBlob {
+                digest: format!("sha256:{}", hash_source(&src)?),
+                source: src,
+                size,
+            });
+        }
+        let layer_descs: Vec<Value> = layers
+            .iter()
+            .map(|l| serde_json::json!({"mediaType": LAYER_OCI_TAR, "digest": l.digest, "size": l.size}))
+            .collect();
+        // The OCI manifest for the saved image, written deterministically (serde_json keeps key order).
+        let manifest = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": MANIFEST_OCI,
+            "config": {"mediaType": CONFIG_OCI, "digest": config.digest, "size": config.size},
+            "layers": layer_descs,
+        });
+        let bytes = serde_json::to_vec(&manifest).map_err(|e| e.to_string())?;
+        let name = img
+            .get("RepoTags")
+            .and_then(Value::as_array)
+            .and_then(|t| t.first())
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .unwrap_or_else(|| format!("{}#{i}", dir_label(file)));
+        out.push(SavedImage {
+            name,
+            manifest_digest: format!("sha256:{}", sha256_hex(&bytes)),
+            manifest: bytes,
+            config,
+            layers,
+        });
+    }
+    Ok(out)
 }
 
 fn hash_source(src: &Source) -> Result<String, String> {

@@ -9,13 +9,7 @@ use stella_tests::{gen_key, kit, run_env, EPOCH};
 const NOW: &str = "1700000500";
 
 fn stella(dir: &Path, args: &[&str]) -> stella_tests::Run {
-    let data = dir.join("data");
-    run_env(
-        "stella",
-        dir,
-        args,
-        &[("STELLA_DATA", data.to_str().unwrap()), ("STELLA_NOW", NOW)],
-    )
+    stella_tests::stella_at(dir, NOW, args)
 }
 
 /// An OSV advisory for an npm package with one fixed version, and aliases.

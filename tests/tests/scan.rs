@@ -5,18 +5,12 @@
 use serde_json::{json, Value};
 use std::fs;
 use std::path::Path;
-use stella_tests::{corpus, gen_key, kit, run_env, EPOCH};
+use stella_tests::{corpus, gen_key, kit, EPOCH};
 
 const NOW: &str = "1700000500";
 
 fn stella(dir: &Path, args: &[&str]) -> stella_tests::Run {
-    let data = dir.join("data");
-    run_env(
-        "stella",
-        dir,
-        args,
-        &[("STELLA_DATA", data.to_str().unwrap()), ("STELLA_NOW", NOW)],
-    )
+    stella_tests::stella_at(dir, NOW, args)
 }
 
 fn sha256(b: &[u8]) -> String {

@@ -3,9 +3,7 @@
 
 use crate::store::{MetaStore, Store, Tree};
 use serde_json::Value;
-use std::collections::BTreeMap;
-use std::fs::File;
-use std::io::{self, Read, Seek, SeekFrom};
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use thiserror::Error;
 
@@ -30,28 +28,7 @@ pub enum Compression {
     Zstd,
 }
 
-/// Where a blob's bytes are.
-#[derive(Debug, Clone)]
-pub enum BlobSource {
-    /// A whole file.
-    File(PathBuf),
-    /// A range of a file (docker-archive entry).
-    Slice(PathBuf, u64, u64),
-}
-
-impl BlobSource {
-    /// Opens the bytes.
-    pub fn open(&self) -> io::Result<Box<dyn Read + Send>> {
-        Ok(match self {
-            BlobSource::File(p) => Box::new(File::open(p)?),
-            BlobSource::Slice(p, off, len) => {
-                let mut f = File::open(p)?;
-                f.seek(SeekFrom::Start(*off))?;
-                Box::new(f.take(*len))
-            }
-        })
-    }
-}
+pub use kit_builder::source::Source as BlobSource;
 
 /// A layer to analyse.
 #[derive(Debug, Clone)]
@@ -265,7 +242,7 @@ fn open_layout(dir: &Path) -> Result<Image, String> {
             .ok_or_else(|| format!("unsupported digest '{d}'"))?;
         let p = dir.join("blobs/sha256").join(hex);
         if p.is_file() {
-            Ok(BlobSource::File(p))
+            Ok(BlobSource::Path(p))
         } else {
             Err(format!("blob {d} is missing"))
         }
@@ -287,100 +264,25 @@ fn open_layout(dir: &Path) -> Result<Image, String> {
 }
 
 fn open_docker_archive(file: &Path) -> Result<Image, String> {
-    let f = File::open(file).map_err(|e| format!("{}: {e}", file.display()))?;
-    let mut archive = tar::Archive::new(f);
-    let mut entries: BTreeMap<String, (u64, u64)> = BTreeMap::new();
-    let mut manifest_json = None;
-    for e in archive
-        .entries()
-        .map_err(|e| format!("not a tar archive: {e}"))?
-    {
-        let mut e = e.map_err(|e| format!("corrupt tar archive: {e}"))?;
-        if !e.header().entry_type().is_file() {
-            continue;
-        }
-        let path = e
-            .path()
-            .map_err(|e| e.to_string())?
-            .to_string_lossy()
-            .trim_start_matches("./")
-            .to_owned();
-        if path == "manifest.json" {
-            let mut buf = Vec::new();
-            (&mut e)
-                .take(8 << 20)
-                .read_to_end(&mut buf)
-                .map_err(|e| e.to_string())?;
-            manifest_json = Some(buf);
-        }
-        entries.insert(path, (e.raw_file_position(), e.size()));
-    }
-    let list: Value =
-        serde_json::from_slice(&manifest_json.ok_or("no manifest.json: not a docker-archive")?)
-            .map_err(|e| format!("manifest.json: {e}"))?;
-    let img = list
-        .as_array()
-        .and_then(|a| a.first())
-        .ok_or("manifest.json lists no image")?;
-    let slice = |name: &str| -> Result<BlobSource, String> {
-        let (off, len) = entries
-            .get(name)
-            .ok_or_else(|| format!("entry '{name}' is missing"))?;
-        Ok(BlobSource::Slice(file.to_owned(), *off, *len))
-    };
-    let config_name = img
-        .get("Config")
-        .and_then(Value::as_str)
-        .ok_or("image without Config")?;
-    let config_bytes = read_small(&slice(config_name)?, config_name)?;
-    let config = format!("sha256:{}", sha256_hex(&config_bytes));
-    let mut layers = Vec::new();
-    let mut descs = Vec::new();
-    for l in img
-        .get("Layers")
-        .and_then(Value::as_array)
+    // The kit builder's reader, so a saved image has the same manifest digest in a kit and in a scan.
+    let img = kit_builder::oci::read_docker_archive(file)?
         .into_iter()
-        .flatten()
-    {
-        let name = l.as_str().ok_or("layer name is not a string")?;
-        let src = slice(name)?;
-        let mut h = crypto_profiles::Profile::new(crypto_profiles::ProfileId::Fips)
-            .map_err(|e| e.to_string())?
-            .hasher()
-            .map_err(|e| e.to_string())?;
-        let size = io::copy(&mut src.open().map_err(|e| e.to_string())?, &mut h)
-            .map_err(|e| e.to_string())?;
-        let digest = format!("sha256:{}", h.finish().map_err(|e| e.to_string())?.hex());
-        descs.push(serde_json::json!({"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": digest, "size": size}));
-        layers.push(Layer {
-            digest,
+        .next()
+        .ok_or("manifest.json lists no image")?;
+    let layers = img
+        .layers
+        .into_iter()
+        .map(|l| Layer {
+            digest: l.digest,
             media_type: "application/vnd.oci.image.layer.v1.tar".into(),
-            source: src,
-        });
-    }
-    // The same synthesised manifest the kit builder writes, so a docker-archive has one digest everywhere.
-    let manifest = serde_json::json!({
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config, "size": config_bytes.len()},
-        "layers": descs,
-    });
-    let digest = format!(
-        "sha256:{}",
-        sha256_hex(&serde_json::to_vec(&manifest).unwrap_or_default())
-    );
-    let name = img
-        .get("RepoTags")
-        .and_then(Value::as_array)
-        .and_then(|t| t.first())
-        .and_then(Value::as_str)
-        .map(str::to_owned)
-        .unwrap_or_else(|| label(file));
+            source: l.source,
+        })
+        .collect();
     Ok(Image {
-        name,
+        name: img.name,
         source: format!("docker-archive:{}", file.display()),
-        digest,
-        config,
+        digest: img.manifest_digest,
+        config: img.config.digest,
         layers,
     })
 }
@@ -398,7 +300,7 @@ fn open_from_store(digest: &str, store: &Store) -> Result<Image, String> {
             .map_err(|e| e.to_string())?
             .ok_or_else(|| format!("blob {d} of the image is not in the store"))?;
         let (alg, hex) = site.split_once('/').ok_or("corrupt blob index")?;
-        Ok(BlobSource::File(store.cas().path(alg, hex)))
+        Ok(BlobSource::Path(store.cas().path(alg, hex)))
     };
     let manifest_bytes = read_small(&blob(digest)?, digest)?;
     let manifest: Value =
