@@ -459,6 +459,16 @@ pub fn verify(
     opts: &ReadOptions<'_>,
     sink: &mut dyn BlobSink,
 ) -> Result<VerifiedKit, KitError> {
+    verify_with_progress(input, opts, sink, false)
+}
+
+/// [`verify`], showing progress on standard error when `progress` is set and it is a terminal.
+pub fn verify_with_progress(
+    input: &KitInput,
+    opts: &ReadOptions<'_>,
+    sink: &mut dyn BlobSink,
+    progress: bool,
+) -> Result<VerifiedKit, KitError> {
     let profile: &Profile = opts.policy.profile();
     let counter = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     let (stream, volumes) = open_stream(input, opts.policy, opts.identities, counter.clone())?;
@@ -527,6 +537,8 @@ pub fn verify(
 
     let mut seen = BTreeSet::new();
     let mut payload_bytes = 0u64;
+    let mut shown =
+        crate::build::Progress::new(progress, std::path::Path::new(&input.label()), total);
     for e in entries {
         let mut e = e.map_err(|e| {
             KitError::Malformed(format!(
@@ -599,7 +611,9 @@ pub fn verify(
         sink.keep(payload)
             .map_err(io_err(format!("storing {}", payload.name)))?;
         payload_bytes += payload.size;
+        shown.add(payload.size);
     }
+    shown.done();
     if let Some((path, p)) = expected.iter().find(|(path, _)| !seen.contains(**path)) {
         return Err(KitError::Entry {
             entry: (*path).to_owned(),

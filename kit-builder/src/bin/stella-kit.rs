@@ -728,8 +728,13 @@ fn verify(a: VerifyArgs, out: &mut impl std::io::Write) -> Result<ExitStatus> {
         identities: &ids,
     };
     let input = kit_builder::read::KitInput::from_paths(a.kit.clone());
-    let verified = kit_builder::read::verify(&input, &opts, &mut kit_builder::read::VerifyOnly)
-        .with_context(|| format!("kit {} rejected", input.label()))?;
+    let verified = kit_builder::read::verify_with_progress(
+        &input,
+        &opts,
+        &mut kit_builder::read::VerifyOnly,
+        !a.quiet,
+    )
+    .with_context(|| format!("kit {} rejected", input.label()))?;
     if a.json {
         let v = serde_json::json!({
             "result": "ok",
@@ -748,6 +753,5 @@ fn verify(a: VerifyArgs, out: &mut impl std::io::Write) -> Result<ExitStatus> {
     } else {
         write!(out, "{}", kit_builder::cli::render_verified(&verified))?;
     }
-    let _ = a.quiet;
     Ok(ExitStatus::Ok)
 }
