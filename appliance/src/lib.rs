@@ -8,6 +8,7 @@ pub mod demo;
 pub mod diagnostics;
 pub mod import;
 pub mod scan;
+pub mod sigstore;
 pub mod site;
 pub mod status;
 pub mod store;

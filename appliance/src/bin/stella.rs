@@ -151,6 +151,8 @@ enum Command {
     /// Benchmarks that print tables.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Verify a Sigstore bundle offline against a trusted_root.json (exit 0 ok, 1 rejected, 2 usage).
+    VerifyBundle(VerifyBundleArgs),
     /// Run the crypto self-test (known answers and pairwise sign/verify) of one or every profile.
     Selftest {
         /// Only this profile.
@@ -160,6 +162,35 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(clap::Args)]
+#[command(group = clap::ArgGroup::new("subject").required(true).args(["artifact", "digest"]))]
+struct VerifyBundleArgs {
+    /// The Sigstore trusted root (from a kit); nothing is fetched.
+    #[arg(long, value_name = "FILE")]
+    trusted_root: PathBuf,
+    /// The bundle (.sigstore.json).
+    #[arg(long, value_name = "FILE")]
+    bundle: PathBuf,
+    /// The signed artifact.
+    #[arg(long, value_name = "FILE")]
+    artifact: Option<PathBuf>,
+    /// The signed artifact's digest, `sha256:HEX`.
+    #[arg(long, value_name = "sha256:HEX")]
+    digest: Option<String>,
+    /// Expected certificate identity (SAN, exact).
+    #[arg(long, value_name = "SAN", requires = "issuer")]
+    identity: Option<String>,
+    /// Expected OIDC issuer (exact).
+    #[arg(long, value_name = "URL", requires = "identity")]
+    issuer: Option<String>,
+    /// Public key (PEM) for key-signed bundles.
+    #[arg(long, value_name = "FILE")]
+    key: Option<PathBuf>,
+    /// JSON output.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Subcommand)]
@@ -705,6 +736,7 @@ fn run(cli: Cli) -> Result<ExitStatus> {
                 appliance::bench::feeds(corpus.as_deref(), generated, &work)?
             )?;
         }
+        Command::VerifyBundle(args) => return verify_bundle(&args, &mut out),
         Command::Selftest { profile, json } => {
             let ids: Vec<ProfileId> = profile.map_or_else(|| ProfileId::ALL.to_vec(), |p| vec![p]);
             let reports = appliance::diagnostics::self_test(&ids);
@@ -721,6 +753,54 @@ fn run(cli: Cli) -> Result<ExitStatus> {
         }
     }
     Ok(ExitStatus::Ok)
+}
+
+/// `stella verify-bundle`: unreadable inputs are usage errors (2), a refused bundle is 1.
+fn verify_bundle(a: &VerifyBundleArgs, out: &mut impl std::io::Write) -> Result<ExitStatus> {
+    use appliance::sigstore::{
+        self as sig, Artifact, ExpectedIdentity, Policy, PublicKey, TrustedRoot,
+    };
+    let read =
+        |p: &PathBuf| std::fs::read(p).with_context(|| format!("{}: cannot read", p.display()));
+    let root = TrustedRoot::from_json(&read(&a.trusted_root)?)
+        .with_context(|| a.trusted_root.display().to_string())?;
+    let bundle = read(&a.bundle)?;
+    let bytes = a.artifact.as_ref().map(read).transpose()?;
+    let artifact = match (&bytes, &a.digest) {
+        (Some(b), _) => Artifact::Bytes(b),
+        (None, Some(d)) => Artifact::Sha256(sig::parse_sha256_digest(d)?),
+        (None, None) => anyhow::bail!("give --artifact or --digest"),
+    };
+    let policy = Policy {
+        identity: a
+            .identity
+            .clone()
+            .zip(a.issuer.clone())
+            .map(|(san, issuer)| ExpectedIdentity { san, issuer }),
+        key: a
+            .key
+            .as_ref()
+            .map(|k| read(k).and_then(|pem| Ok(PublicKey::from_pem(&pem)?)))
+            .transpose()?,
+    };
+    let result = sig::verify_bundle(&root, &bundle, artifact, &policy);
+    if a.json {
+        writeln!(
+            out,
+            "{}",
+            serde_json::to_string_pretty(&sig::report_json(&result))?
+        )?;
+    } else {
+        match &result {
+            Ok(v) => write!(out, "{}", sig::render(v))?,
+            Err(e) => eprintln!("stella: bundle rejected [{}]: {e}", e.code()),
+        }
+    }
+    Ok(if result.is_ok() {
+        ExitStatus::Ok
+    } else {
+        ExitStatus::VerificationFailed
+    })
 }
 
 fn watch_dir(
