@@ -38,9 +38,13 @@ run: deps
 	./target/release/stella selftest
 	./target/release/stella demo
 
+# Benchmarks print tables next to standard tools measured in the same run (docs/bench.md).
 bench: deps
 	$(CARGO) build --release --bins
 	./target/release/stella-kit bench crypto
+	./target/release/stella-kit bench kit
+	./target/release/stella bench import
+	./target/release/stella bench feeds
 
 fmt:
 	$(CARGO) fmt --all

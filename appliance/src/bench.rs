@@ -189,3 +189,102 @@ pub fn feeds(corpus: Option<&Path>, generated: u64, work: &Path) -> Result<Strin
     let _ = std::fs::remove_dir_all(work);
     Ok(out)
 }
+
+/// Import throughput of a generated kit of about `total` bytes, next to `zstd -d | sha256sum` on the same
+/// file, with peak RSS.
+pub fn import(total: u64, work: &Path) -> Result<String> {
+    use kit_builder::bench::{generate_inputs, opt, ratio, shell_seconds};
+    use kit_builder::clock::Timestamp;
+    let inputs = work.join("inputs");
+    let bytes: u64 = if inputs.is_dir() {
+        files(&inputs, &["bin"])
+            .iter()
+            .map(|p| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0))
+            .sum()
+    } else {
+        generate_inputs(&inputs, total)?
+    };
+    let mib = bytes as f64 / 1048576.0;
+    let profile = crypto_profiles::Profile::new(crypto_profiles::ProfileId::Fips)?;
+    let key = crypto_profiles::PrivateKey::generate(&profile, None)?;
+    let public = key.public_key().to_pem();
+    let kit_path = work.join("bench-import.kit");
+    let now = Timestamp(1_800_000_000);
+    kit_builder::build::build(kit_builder::build::BuildRequest {
+        channel: "bench".into(),
+        sequence: 1,
+        id: None,
+        created: now,
+        expires: Timestamp(now.0 + 86_400),
+        signers: vec![(profile.clone(), key)],
+        payloads: kit_builder::source::plan_files(
+            &inputs,
+            kit_builder::manifest::PayloadKind::File,
+            "files",
+        )?,
+        images: Vec::new(),
+        base: None,
+        volume_size: None,
+        recipients: Vec::new(),
+        out: kit_path.clone(),
+        level: 3,
+        progress: false,
+        validate_feed: kit_builder::cli::validate_feed,
+    })?;
+    let site_dir = work.join("site");
+    let _ = std::fs::remove_dir_all(&site_dir);
+    let rss_before = peak_rss_mib();
+    let site = crate::site::Site::init(crate::site::InitRequest {
+        root: site_dir.clone(),
+        profile: crypto_profiles::ProfileId::Fips,
+        kit_signers: vec![(work.join("signer.pub.pem"), public)],
+        threshold: 1,
+        age_identity: None,
+        sm2_id: None,
+        now,
+    })?;
+    let start = Instant::now();
+    crate::import::import(
+        &site,
+        &crate::import::ImportRequest {
+            input: kit_builder::read::KitInput::File(kit_path.clone()),
+            force_reason: None,
+            now,
+            actor: "bench".into(),
+        },
+    )?;
+    let ours = start.elapsed().as_secs_f64();
+    let theirs = shell_seconds(&format!(
+        "zstd -dc -q '{}' | sha256sum > /dev/null",
+        kit_path.display()
+    ));
+    let mut out = String::new();
+    writeln!(out, "# stella bench import: a {mib:.0} MiB generated kit (fips), imported into a fresh site (verify, stage with fsync, publish, commit)")?;
+    writeln!(out)?;
+    writeln!(
+        out,
+        "{:<26} {:>9} {:>9} {:>26} {:>9} {:>9} {:>6}",
+        "operation", "seconds", "MiB/s", "standard tool", "seconds", "MiB/s", "ratio"
+    )?;
+    writeln!(
+        out,
+        "{:<26} {:>9.2} {:>9.0} {:>26} {:>9} {:>9} {:>6}",
+        "stella import",
+        ours,
+        mib / ours,
+        "zstd -d | sha256sum",
+        theirs.map_or("n/a".into(), |t| format!("{t:.2}")),
+        opt(theirs.map(|t| mib / t)),
+        ratio(mib / ours, theirs.map(|t| mib / t))
+    )?;
+    writeln!(out)?;
+    writeln!(
+        out,
+        "peak RSS of the benchmark process: {:.0} MiB (before the import: {rss_before:.0} MiB)",
+        peak_rss_mib()
+    )?;
+    drop(site);
+    let _ = std::fs::remove_dir_all(&site_dir);
+    let _ = std::fs::remove_file(&kit_path);
+    Ok(out)
+}

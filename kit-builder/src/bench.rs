@@ -80,14 +80,16 @@ fn openssl_digest_rate(alg: DigestAlg, seconds: u64) -> Option<f64> {
     line.rsplit(':').next()?.parse().ok()
 }
 
-fn ratio(ours: f64, theirs: Option<f64>) -> String {
+/// `ours / theirs` with two decimals, or `n/a`.
+pub fn ratio(ours: f64, theirs: Option<f64>) -> String {
     match theirs {
         Some(t) if t > 0.0 => format!("{:.2}", ours / t),
         _ => "n/a".into(),
     }
 }
 
-fn opt(v: Option<f64>) -> String {
+/// A number without decimals, or `n/a`.
+pub fn opt(v: Option<f64>) -> String {
     v.map_or_else(|| "n/a".into(), |v| format!("{v:.0}"))
 }
 
@@ -178,7 +180,8 @@ pub fn crypto(budget: Duration) -> anyhow::Result<String> {
 }
 
 /// A deterministic generator of mixed data: incompressible, text-like and sparse files.
-fn generate_inputs(dir: &std::path::Path, total: u64) -> anyhow::Result<u64> {
+/// Writes about `total` bytes of deterministic mixed data (random, text-like, sparse) under `dir`.
+pub fn generate_inputs(dir: &std::path::Path, total: u64) -> anyhow::Result<u64> {
     use std::io::Write as _;
     let mut state = 0x9e37_79b9_7f4a_7c15u64;
     let mut next = move || {
@@ -280,7 +283,8 @@ pub fn peak_rss_mib() -> f64 {
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
-fn shell_seconds(script: &str) -> Option<f64> {
+/// Runs a bash pipeline; its wall time in seconds when it succeeded.
+pub fn shell_seconds(script: &str) -> Option<f64> {
     let start = Instant::now();
     let ok = Command::new("bash")
         .args(["-o", "pipefail", "-c", script])

@@ -215,6 +215,15 @@ enum VulnCommand {
 
 #[derive(Subcommand)]
 enum BenchCommand {
+    /// Import throughput of a generated ~1 GiB kit next to `zstd -d | sha256sum`, with peak RSS.
+    Import {
+        /// Size of the generated input (kept in WORK/inputs and reused).
+        #[arg(long, default_value = "1GiB")]
+        size: String,
+        /// Working directory.
+        #[arg(long, default_value = "target/bench-import")]
+        work: PathBuf,
+    },
     /// Feed parse + ingest throughput on the OSV corpora and generated documents; matching of 1,000 purls.
     Feeds {
         /// Third-party corpus (default ../shared/corpus when present).
@@ -722,6 +731,20 @@ fn run(cli: Cli) -> Result<ExitStatus> {
                     )?;
                 }
             }
+        }
+        Command::Bench(BenchCommand::Import { size, work }) => {
+            std::fs::create_dir_all(&work)
+                .with_context(|| format!("{}: cannot create", work.display()))?;
+            let n: u64 = match size
+                .to_ascii_lowercase()
+                .trim_end_matches("ib")
+                .trim_end_matches('b')
+            {
+                s if s.ends_with('g') => s.trim_end_matches('g').parse::<u64>()? << 30,
+                s if s.ends_with('m') => s.trim_end_matches('m').parse::<u64>()? << 20,
+                s => s.parse()?,
+            };
+            write!(out, "{}", appliance::bench::import(n, &work)?)?;
         }
         Command::Bench(BenchCommand::Feeds {
             corpus,
