@@ -21,6 +21,8 @@ deps:
 	@$(CARGO) clippy --version >/dev/null 2>&1 || rustup component add clippy
 
 test: deps
+	@# The SBOM schema tests validate with Python's jsonschema (no Rust validator to build).
+	@python3 -c 'import jsonschema' 2>/dev/null || python3 -m pip install --quiet jsonschema
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	# The end-to-end crate drives the real binaries: build them first.
@@ -45,6 +47,7 @@ bench: deps
 	./target/release/stella-kit bench kit
 	./target/release/stella bench import
 	./target/release/stella bench feeds
+	./target/release/stella bench scan
 
 fmt:
 	$(CARGO) fmt --all

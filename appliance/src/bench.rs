@@ -84,6 +84,7 @@ fn ingest_all(
         in_batch += 1;
         if in_batch == 2000 {
             store.apply(std::mem::take(&mut batch))?;
+            ingest.applied();
             in_batch = 0;
         }
         ingest_s += t.elapsed().as_secs_f64();

@@ -250,6 +250,8 @@ impl Store {
         let db = sled::Config::new()
             .path(root.join("db"))
             .mode(sled::Mode::HighThroughput)
+            // sled's default page cache is 1 GiB; an appliance shares its memory with scans and the console.
+            .cache_capacity(64 << 20)
             .open()
             .map_err(|e| StoreError::Db {
                 path: root.display().to_string(),

@@ -39,6 +39,11 @@ fn upper(s: &str) -> String {
 }
 
 impl Ingest {
+    /// Forgets the heads written so far once their batch is applied (they are in the store now).
+    pub fn applied(&mut self) {
+        self.pending.clear();
+    }
+
     /// Ingests one document's observations.
     #[allow(clippy::too_many_arguments)]
     pub fn add(

@@ -167,11 +167,13 @@ fn layer_cache_whiteouts_sbom_and_reevaluation() {
     assert_eq!(cdx1, cdx2);
     let cdx: Value = serde_json::from_str(&cdx1).unwrap();
     assert_eq!(cdx["specVersion"], "1.6");
-    assert_eq!(cdx["components"].as_array().unwrap().len(), 3);
+    // Three packages and the operating-system component.
+    assert_eq!(cdx["components"].as_array().unwrap().len(), 4);
     let spdx: Value =
         serde_json::from_str(&stella(d, &["scan", "--sbom", "spdx", "img-b"]).ok().stdout).unwrap();
     assert_eq!(spdx["spdxVersion"], "SPDX-2.3");
-    assert_eq!(spdx["packages"].as_array().unwrap().len(), 4);
+    // The image, the operating system and three packages.
+    assert_eq!(spdx["packages"].as_array().unwrap().len(), 5);
     stella(d, &["sbom", &b, "--format", "swid"]).fails(2, "unknown SBOM format 'swid'");
 
     // No knowledge yet: no findings.

@@ -224,6 +224,15 @@ enum BenchCommand {
         #[arg(long, default_value = "target/bench-import")]
         work: PathBuf,
     },
+    /// Cold and delta scan times on corpus, generated and Debian images, next to Trivy and Syft.
+    Scan {
+        /// Third-party corpus (default ../shared/corpus when present).
+        #[arg(long)]
+        corpus: Option<PathBuf>,
+        /// Working directory (peers and the Debian rootfs are kept there and reused).
+        #[arg(long, default_value = "target/bench-scan")]
+        work: PathBuf,
+    },
     /// Feed parse + ingest throughput on the OSV corpora and generated documents; matching of 1,000 purls.
     Feeds {
         /// Third-party corpus (default ../shared/corpus when present).
@@ -745,6 +754,15 @@ fn run(cli: Cli) -> Result<ExitStatus> {
                 s => s.parse()?,
             };
             write!(out, "{}", appliance::bench::import(n, &work)?)?;
+        }
+        Command::Bench(BenchCommand::Scan { corpus, work }) => {
+            let corpus =
+                corpus.or_else(|| Some(PathBuf::from("../shared/corpus")).filter(|p| p.is_dir()));
+            write!(
+                out,
+                "{}",
+                appliance::bench_scan::run(corpus.as_deref(), &work)?
+            )?;
         }
         Command::Bench(BenchCommand::Feeds {
             corpus,
