@@ -128,7 +128,8 @@ pub fn status(site: &Site, now: Timestamp) -> Result<Status, crate::site::SiteEr
         kits: all.len(),
         quarantined: site.store.scan(Tree::Quarantine, b"")?.len(),
         feed_documents: site.store.scan(Tree::Feeds, b"")?.len(),
-        images: site.store.scan(Tree::Images, b"")?.len(),
+        // Image records are keyed by manifest digest; `blob|…` keys are the OCI-name index.
+        images: site.store.scan(Tree::Images, b"sha256:")?.len(),
         staleness_days: site.config.staleness_days,
         clock_high_water: site.clock_hwm()?.to_string(),
     })
