@@ -200,10 +200,11 @@ pub fn build(req: BuildRequest) -> Result<BuildReport, BuildError> {
     let by_alg = digest_profiles(&profile_values);
     let addressing = manifest::primary_digest(profiles[0]);
 
-    // Pass 1: hash every payload under every profile (and SHA-256 for OCI names), validate feeds.
+    // Pass 1: hash every payload under every profile (and SHA-256 for OCI names), validate feeds. Names are
+    // checked first; then the payloads are hashed by one worker per core, since hashing (Streebog, SM3 on
+    // one core each) is what bounds a build.
     let mut names = BTreeSet::new();
-    let mut payloads = Vec::with_capacity(req.payloads.len());
-    let mut sources: BTreeMap<String, &Planned> = BTreeMap::new();
+    let mut unique: Vec<&Planned> = Vec::with_capacity(req.payloads.len());
     for planned in &req.payloads {
         if !names.insert(planned.name.clone()) {
             // The same OCI blob reached through two images is one payload; any other clash is an error.
@@ -215,37 +216,12 @@ pub fn build(req: BuildRequest) -> Result<BuildReport, BuildError> {
                 planned.name
             )));
         }
-        let mut hasher = MultiHasher::new(&by_alg, planned.oci_digest.is_some())?;
-        let mut reader = planned
-            .source
-            .open()
-            .map_err(io_err(planned.source.label()))?;
-        let size = if planned.kind == PayloadKind::Feed {
-            let mut buf = Vec::new();
-            reader
-                .read_to_end(&mut buf)
-                .map_err(io_err(planned.source.label()))?;
-            (req.validate_feed)(&planned.name, &buf).map_err(|reason| BuildError::Feed {
-                name: planned.name.clone(),
-                reason,
-            })?;
-            hasher
-                .write_all(&buf)
-                .map_err(io_err(planned.source.label()))?;
-            buf.len() as u64
-        } else {
-            io::copy(&mut reader, &mut hasher).map_err(io_err(planned.source.label()))?
-        };
-        let mut all = hasher.finish()?;
-        if let Some(oci) = &planned.oci_digest {
-            let sha = all.get(&DigestAlg::Sha256).cloned().unwrap_or_default();
-            if oci.strip_prefix("sha256:") != Some(sha.as_str()) {
-                return Err(BuildError::Input(format!(
-                    "{}: content does not match OCI digest {oci}",
-                    planned.source.label()
-                )));
-            }
-        }
+        unique.push(planned);
+    }
+    let hashed = hash_all(&unique, &by_alg, req.validate_feed)?;
+    let mut payloads = Vec::with_capacity(unique.len());
+    let mut sources: BTreeMap<String, &Planned> = BTreeMap::new();
+    for (planned, (size, mut all)) in unique.into_iter().zip(hashed) {
         all.retain(|alg, _| by_alg.contains_key(alg));
         let path = manifest::blob_path(addressing, &all[&addressing]);
         let carried = match &req.base {
@@ -380,6 +356,97 @@ pub fn build(req: BuildRequest) -> Result<BuildReport, BuildError> {
         payload_bytes,
         output_bytes,
     })
+}
+
+/// Hashes (and, for feeds, validates) one payload: its size and its digests.
+fn hash_one(
+    planned: &Planned,
+    by_alg: &BTreeMap<DigestAlg, Profile>,
+    validate_feed: fn(&str, &[u8]) -> Result<(), String>,
+) -> Result<(u64, BTreeMap<DigestAlg, String>), BuildError> {
+    let mut hasher = MultiHasher::new(by_alg, planned.oci_digest.is_some())?;
+    let mut reader = planned
+        .source
+        .open()
+        .map_err(io_err(planned.source.label()))?;
+    let size = if planned.kind == PayloadKind::Feed {
+        let mut buf = Vec::new();
+        reader
+            .read_to_end(&mut buf)
+            .map_err(io_err(planned.source.label()))?;
+        validate_feed(&planned.name, &buf).map_err(|reason| BuildError::Feed {
+            name: planned.name.clone(),
+            reason,
+        })?;
+        hasher
+            .write_all(&buf)
+            .map_err(io_err(planned.source.label()))?;
+        buf.len() as u64
+    } else {
+        io::copy(&mut reader, &mut hasher).map_err(io_err(planned.source.label()))?
+    };
+    let all = hasher.finish()?;
+    if let Some(oci) = &planned.oci_digest {
+        let sha = all.get(&DigestAlg::Sha256).cloned().unwrap_or_default();
+        if oci.strip_prefix("sha256:") != Some(sha.as_str()) {
+            return Err(BuildError::Input(format!(
+                "{}: content does not match OCI digest {oci}",
+                planned.source.label()
+            )));
+        }
+    }
+    Ok((size, all))
+}
+
+/// Hashes every payload with one worker per core, results in input order; the first error (in input
+/// order) wins.
+fn hash_all(
+    planned: &[&Planned],
+    by_alg: &BTreeMap<DigestAlg, Profile>,
+    validate_feed: fn(&str, &[u8]) -> Result<(), String>,
+) -> Result<Vec<(u64, BTreeMap<DigestAlg, String>)>, BuildError> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Mutex;
+    let workers = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(planned.len())
+        .max(1);
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<Option<Result<(u64, BTreeMap<DigestAlg, String>), BuildError>>>> =
+        Mutex::new((0..planned.len()).map(|_| None).collect());
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(p) = planned.get(i) else { break };
+                let r = hash_one(p, by_alg, validate_feed);
+                let failed = r.is_err();
+                if let Ok(mut slots) = results.lock() {
+                    slots[i] = Some(r);
+                }
+                if failed {
+                    // Stop handing out work; payloads already taken finish.
+                    next.store(planned.len(), Ordering::Relaxed);
+                }
+            });
+        }
+    });
+    let slots = results
+        .into_inner()
+        .map_err(|_| BuildError::Input("internal: a hashing worker panicked".into()))?;
+    let mut out = Vec::with_capacity(slots.len());
+    for slot in slots {
+        match slot {
+            Some(r) => out.push(r?),
+            None => {
+                return Err(BuildError::Input(
+                    "internal: a payload was not hashed".into(),
+                ))
+            }
+        }
+    }
+    Ok(out)
 }
 
 fn append<W: Write>(
