@@ -358,12 +358,15 @@ pub fn build(req: BuildRequest) -> Result<BuildReport, BuildError> {
     })
 }
 
+/// A payload's size and its digests.
+type Hashed = (u64, BTreeMap<DigestAlg, String>);
+
 /// Hashes (and, for feeds, validates) one payload: its size and its digests.
 fn hash_one(
     planned: &Planned,
     by_alg: &BTreeMap<DigestAlg, Profile>,
     validate_feed: fn(&str, &[u8]) -> Result<(), String>,
-) -> Result<(u64, BTreeMap<DigestAlg, String>), BuildError> {
+) -> Result<Hashed, BuildError> {
     let mut hasher = MultiHasher::new(by_alg, planned.oci_digest.is_some())?;
     let mut reader = planned
         .source
@@ -404,7 +407,7 @@ fn hash_all(
     planned: &[&Planned],
     by_alg: &BTreeMap<DigestAlg, Profile>,
     validate_feed: fn(&str, &[u8]) -> Result<(), String>,
-) -> Result<Vec<(u64, BTreeMap<DigestAlg, String>)>, BuildError> {
+) -> Result<Vec<Hashed>, BuildError> {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Mutex;
     let workers = std::thread::available_parallelism()
@@ -413,7 +416,7 @@ fn hash_all(
         .min(planned.len())
         .max(1);
     let next = AtomicUsize::new(0);
-    let results: Mutex<Vec<Option<Result<(u64, BTreeMap<DigestAlg, String>), BuildError>>>> =
+    let results: Mutex<Vec<Option<Result<Hashed, BuildError>>>> =
         Mutex::new((0..planned.len()).map(|_| None).collect());
     std::thread::scope(|scope| {
         for _ in 0..workers {
