@@ -68,9 +68,82 @@ impl Layer {
         let raw = io::BufReader::with_capacity(1 << 20, self.source.open()?);
         Ok(match self.compression()? {
             Compression::None => Box::new(raw),
-            Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(raw)),
-            Compression::Zstd => Box::new(zstd::stream::read::Decoder::with_buffer(raw)?),
+            Compression::Gzip => pipelined(Box::new(flate2::read::MultiGzDecoder::new(raw))),
+            Compression::Zstd => {
+                pipelined(Box::new(zstd::stream::read::Decoder::with_buffer(raw)?))
+            }
         })
+    }
+}
+
+/// Decompresses on a worker thread, handing 1 MiB chunks over a bounded channel, so inflating a layer
+/// overlaps with parsing its tar and analysing its files (a layer's decompression is serial by nature).
+fn pipelined(mut inner: Box<dyn Read + Send>) -> Box<dyn Read + Send> {
+    let (tx, rx) = std::sync::mpsc::sync_channel::<io::Result<Vec<u8>>>(8);
+    std::thread::spawn(move || loop {
+        let mut chunk = vec![0u8; 1 << 20];
+        let mut filled = 0;
+        let res = loop {
+            match inner.read(&mut chunk[filled..]) {
+                Ok(0) => break Ok(()),
+                Ok(n) => {
+                    filled += n;
+                    if filled == chunk.len() {
+                        break Ok(());
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => break Err(e),
+            }
+        };
+        chunk.truncate(filled);
+        let last = filled == 0 || res.is_err();
+        let msg = res.map(|()| chunk);
+        // A dropped receiver (the walker stopped early) ends the worker.
+        if tx.send(msg).is_err() || last {
+            return;
+        }
+    });
+    Box::new(Pipelined {
+        rx,
+        buf: Vec::new(),
+        pos: 0,
+        done: false,
+    })
+}
+
+struct Pipelined {
+    rx: std::sync::mpsc::Receiver<io::Result<Vec<u8>>>,
+    buf: Vec<u8>,
+    pos: usize,
+    done: bool,
+}
+
+impl Read for Pipelined {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        loop {
+            if self.pos < self.buf.len() {
+                let n = out.len().min(self.buf.len() - self.pos);
+                out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
+                self.pos += n;
+                return Ok(n);
+            }
+            if self.done {
+                return Ok(0);
+            }
+            match self.rx.recv() {
+                Ok(Ok(chunk)) if chunk.is_empty() => self.done = true,
+                Ok(Ok(chunk)) => {
+                    self.buf = chunk;
+                    self.pos = 0;
+                }
+                Ok(Err(e)) => {
+                    self.done = true;
+                    return Err(e);
+                }
+                Err(_) => self.done = true,
+            }
+        }
     }
 }
 
