@@ -49,20 +49,16 @@ pub fn classify(err: &anyhow::Error) -> ExitStatus {
         if let Some(e) = cause.downcast_ref::<crate::read::KitError>() {
             return e.exit_status();
         }
-        if let Some(e) = cause.downcast_ref::<crate::build::BuildError>() {
-            let _ = e;
+        // A build refused for its inputs (a broken feed, a name given twice) is a usage error.
+        if cause.downcast_ref::<crate::build::BuildError>().is_some() {
             return ExitStatus::Usage;
         }
         if let Some(e) = cause.downcast_ref::<crate::signing::ToolError>() {
             return e.exit_status();
         }
-        if let Some(e) = cause.downcast_ref::<VerifyError>() {
-            return match e {
-                VerifyError::BadSignature
-                | VerifyError::NotAllowed(_)
-                | VerifyError::WeakKey { .. } => ExitStatus::VerificationFailed,
-                _ => ExitStatus::VerificationFailed,
-            };
+        // Every verification error (bad signature, algorithm not allowed, weak key) is a failed check.
+        if cause.downcast_ref::<VerifyError>().is_some() {
+            return ExitStatus::VerificationFailed;
         }
         if let Some(e) = cause.downcast_ref::<DsseError>() {
             return match e {
