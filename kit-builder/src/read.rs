@@ -272,39 +272,14 @@ fn open_stream(
             (Box::new(r), Some(set.index))
         }
     };
-    let mut buffered = BufReader::with_capacity(
-        1 << 20,
-        Counting {
-            inner: raw,
-            n: counter,
-        },
-    );
-    let head = buffered.fill_buf().map_err(io_err(input.label()))?;
-    let encrypted = head.starts_with(AGE_MAGIC);
-    if !encrypted && !head.starts_with(ZSTD_MAGIC) {
-        return Err(KitError::Malformed(format!(
-            "{}: not a kit (neither zstd nor age data)",
-            input.label()
-        )));
-    }
-    let compressed: Box<dyn Read> = if encrypted {
-        if identities.is_empty() {
-            return Err(KitError::Encrypted(
-                "give the site's age identity to decrypt it".into(),
-            ));
-        }
-        let dec = age::Decryptor::new_buffered(buffered)
-            .map_err(|e| KitError::Encrypted(e.to_string()))?;
-        let r = dec
-            .decrypt(identities.iter().map(|i| i.as_ref() as &dyn age::Identity))
-            .map_err(|e| KitError::Encrypted(format!("cannot decrypt: {e}")))?;
-        Box::new(BufReader::with_capacity(1 << 20, r))
-    } else {
-        Box::new(buffered)
+    let counted = Counting {
+        inner: raw,
+        n: counter,
     };
-    let z = zstd::stream::read::Decoder::with_buffer(BufReader::with_capacity(1 << 20, compressed))
-        .map_err(io_err("zstd"))?;
-    Ok((Box::new(z), volumes))
+    Ok((
+        decompress(Box::new(counted), identities, &input.label())?,
+        volumes,
+    ))
 }
 
 /// Reads an entry fully, refusing more than `max` bytes.
@@ -378,12 +353,12 @@ pub fn read_header(
                 let f = File::open(&p).map_err(io_err(p.display().to_string()))?;
                 chain = Box::new(f.chain(chain));
             }
-            (open_plain(chain, identities)?, None)
+            (decompress(chain, identities, &input.label())?, None)
         }
         (_, Some(p)) => open_stream(input, p, identities, counter)?,
         (KitInput::File(path), None) => {
             let f = File::open(path).map_err(io_err(path.display().to_string()))?;
-            (open_plain(Box::new(f), identities)?, None)
+            (decompress(Box::new(f), identities, &input.label())?, None)
         }
     };
     let limits = Limits::default();
@@ -397,12 +372,15 @@ pub fn read_header(
     Ok((manifest, m_bytes, envelope, volumes))
 }
 
-fn open_plain(
+/// The decompressed tar stream of raw kit bytes: age-decrypted first when they start with the age header,
+/// then zstd. `label` names the kit in errors.
+fn decompress(
     raw: Box<dyn Read>,
     identities: &[Box<dyn age::Identity>],
+    label: &str,
 ) -> Result<Box<dyn Read>, KitError> {
     let mut buffered = BufReader::with_capacity(1 << 20, raw);
-    let head = buffered.fill_buf().map_err(io_err("kit"))?;
+    let head = buffered.fill_buf().map_err(io_err(label))?;
     let compressed: Box<dyn Read> = if head.starts_with(AGE_MAGIC) {
         if identities.is_empty() {
             return Err(KitError::Encrypted(
@@ -411,19 +389,20 @@ fn open_plain(
         }
         let dec = age::Decryptor::new_buffered(buffered)
             .map_err(|e| KitError::Encrypted(e.to_string()))?;
-        Box::new(
-            dec.decrypt(identities.iter().map(|i| i.as_ref() as &dyn age::Identity))
-                .map_err(|e| KitError::Encrypted(format!("cannot decrypt: {e}")))?,
-        )
+        let r = dec
+            .decrypt(identities.iter().map(|i| i.as_ref() as &dyn age::Identity))
+            .map_err(|e| KitError::Encrypted(format!("cannot decrypt: {e}")))?;
+        Box::new(BufReader::with_capacity(1 << 20, r))
     } else if head.starts_with(ZSTD_MAGIC) {
         Box::new(buffered)
     } else {
-        return Err(KitError::Malformed(
-            "not a kit (neither zstd nor age data)".into(),
-        ));
+        return Err(KitError::Malformed(format!(
+            "{label}: not a kit (neither zstd nor age data)"
+        )));
     };
     Ok(Box::new(
-        zstd::stream::read::Decoder::new(compressed).map_err(io_err("zstd"))?,
+        zstd::stream::read::Decoder::with_buffer(BufReader::with_capacity(1 << 20, compressed))
+            .map_err(io_err("zstd"))?,
     ))
 }
 

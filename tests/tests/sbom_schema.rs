@@ -11,9 +11,9 @@
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
 use std::fs;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
+use stella_tests::image::{gunzip, layer, layout};
 use stella_tests::{corpus, gen_key, run_env, tool};
 
 const NOW: &str = "1700000500";
@@ -238,85 +238,6 @@ fn scan_and_write(dir: &Path, image: &str, name: &str) -> (Vec<PathBuf>, usize) 
     (paths, n)
 }
 
-fn gunzip(gz: &[u8]) -> Vec<u8> {
-    let mut child = Command::new("gzip")
-        .arg("-dc")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let input = gz.to_vec();
-    // Feed gzip from another thread: its output pipe must be drained while it reads.
-    let writer = std::thread::spawn(move || stdin.write_all(&input));
-    let out = child.wait_with_output().unwrap();
-    writer.join().unwrap().unwrap();
-    assert!(out.status.success());
-    out.stdout
-}
-
-fn sha256(b: &[u8]) -> String {
-    let mut child = Command::new("sha256sum")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let input = b.to_vec();
-    let writer = std::thread::spawn(move || stdin.write_all(&input));
-    let o = child.wait_with_output().unwrap();
-    writer.join().unwrap().unwrap();
-    String::from_utf8(o.stdout)
-        .unwrap()
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_owned()
-}
-
-/// A plain tar layer from (path, contents) pairs; `None` contents make a whiteout of that path.
-fn layer(files: &[(&str, Option<&[u8]>)]) -> Vec<u8> {
-    let mut b = tar::Builder::new(Vec::new());
-    for (path, content) in files {
-        let (path, data) = match content {
-            Some(c) => (path.to_string(), c.to_vec()),
-            None => {
-                let (dir, name) = path.rsplit_once('/').unwrap();
-                (format!("{dir}/.wh.{name}"), Vec::new())
-            }
-        };
-        let mut h = tar::Header::new_ustar();
-        h.set_path(path.trim_start_matches('/')).unwrap();
-        h.set_size(data.len() as u64);
-        h.set_mode(0o644);
-        h.set_mtime(0);
-        h.set_cksum();
-        b.append(&h, &data[..]).unwrap();
-    }
-    b.into_inner().unwrap()
-}
-
-/// Writes an OCI layout with one image of `layers`, tagged `tag`; returns the manifest digest.
-fn layout(dir: &Path, layers: &[Vec<u8>], tag: &str) -> String {
-    let blobs = dir.join("blobs/sha256");
-    fs::create_dir_all(&blobs).unwrap();
-    let put = |b: &[u8]| -> String {
-        let h = sha256(b);
-        fs::write(blobs.join(&h), b).unwrap();
-        format!("sha256:{h}")
-    };
-    let config = json!({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": []}}).to_string();
-    let config_d = put(config.as_bytes());
-    let descs: Vec<Value> = layers.iter().map(|l| json!({"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": put(l), "size": l.len()})).collect();
-    let manifest = json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_d, "size": config.len()}, "layers": descs}).to_string();
-    let md = put(manifest.as_bytes());
-    fs::write(dir.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
-    fs::write(dir.join("index.json"), json!({"schemaVersion": 2, "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": md, "size": manifest.len(),
-        "annotations": {"org.opencontainers.image.ref.name": tag}}]}).to_string()).unwrap();
-    md
-}
-
 const DPKG_STATUS: &str = "\
 Package: libc6
 Status: install ok installed
@@ -443,7 +364,7 @@ fn mixed_image(dir: &Path) -> PathBuf {
     top.push(("/usr/lib/node_modules/npm/node_modules/gone".into(), None));
     let top = build(top);
     let d = dir.join("mixed");
-    layout(&d, &[base, top], "2026.11");
+    layout(&d, &[base, top], Some("2026.11"));
     d
 }
 

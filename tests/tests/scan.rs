@@ -5,71 +5,13 @@
 use serde_json::{json, Value};
 use std::fs;
 use std::path::Path;
+use stella_tests::image::{gunzip, layer, layout};
 use stella_tests::{corpus, gen_key, kit, EPOCH};
 
 const NOW: &str = "1700000500";
 
 fn stella(dir: &Path, args: &[&str]) -> stella_tests::Run {
     stella_tests::stella_at(dir, NOW, args)
-}
-
-fn sha256(b: &[u8]) -> String {
-    use std::io::Write as _;
-    let mut child = std::process::Command::new("sha256sum")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(b).unwrap();
-    let o = child.wait_with_output().unwrap();
-    String::from_utf8(o.stdout)
-        .unwrap()
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_owned()
-}
-
-/// A plain tar layer from (path, contents) pairs; a `None` content is a whiteout of that path.
-fn layer(files: &[(&str, Option<&str>)]) -> Vec<u8> {
-    let mut b = tar::Builder::new(Vec::new());
-    for (path, content) in files {
-        let (path, data) = match content {
-            Some(c) => (path.to_string(), c.as_bytes().to_vec()),
-            None => {
-                let (dir, name) = path.rsplit_once('/').unwrap();
-                (format!("{dir}/.wh.{name}"), Vec::new())
-            }
-        };
-        let mut h = tar::Header::new_ustar();
-        h.set_path(path.trim_start_matches('/')).unwrap();
-        h.set_size(data.len() as u64);
-        h.set_mode(0o644);
-        h.set_mtime(0);
-        h.set_cksum();
-        b.append(&h, &data[..]).unwrap();
-    }
-    b.into_inner().unwrap()
-}
-
-/// Writes an OCI layout with one image made of `layers`; returns the manifest digest.
-fn layout(dir: &Path, layers: &[Vec<u8>]) -> String {
-    let blobs = dir.join("blobs/sha256");
-    fs::create_dir_all(&blobs).unwrap();
-    let put = |b: &[u8]| -> String {
-        let h = sha256(b);
-        fs::write(blobs.join(&h), b).unwrap();
-        format!("sha256:{h}")
-    };
-    let config = json!({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": []}}).to_string();
-    let config_d = put(config.as_bytes());
-    let descs: Vec<Value> = layers.iter().map(|l| json!({"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": put(l), "size": l.len()})).collect();
-    let manifest = json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_d, "size": config.len()}, "layers": descs}).to_string();
-    let md = put(manifest.as_bytes());
-    fs::write(dir.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
-    fs::write(dir.join("index.json"), json!({"schemaVersion": 2, "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": md, "size": manifest.len()}]}).to_string()).unwrap();
-    md
 }
 
 const OS: &str =
@@ -99,29 +41,35 @@ fn layer_cache_whiteouts_sbom_and_reevaluation() {
     .ok();
 
     let base = layer(&[
-        ("/etc/os-release", Some(OS)),
+        ("/etc/os-release", Some(OS.as_bytes())),
         (
             "/lib/apk/db/installed",
-            Some(&apk_db(&[
-                ("musl", "1.2.4_git20230717-r4", "musl"),
-                ("zlib", "1.3.1-r0", "zlib"),
-            ])),
+            Some(
+                apk_db(&[
+                    ("musl", "1.2.4_git20230717-r4", "musl"),
+                    ("zlib", "1.3.1-r0", "zlib"),
+                ])
+                .as_bytes(),
+            ),
         ),
-        ("/opt/extra/note.txt", Some("x")),
+        ("/opt/extra/note.txt", Some(b"x")),
     ]);
     let top = layer(&[
         (
             "/lib/apk/db/installed",
-            Some(&apk_db(&[
-                ("musl", "1.2.4_git20230717-r4", "musl"),
-                ("zlib", "1.3.1-r0", "zlib"),
-                ("libcrypto3", "3.1.4-r1", "openssl"),
-            ])),
+            Some(
+                apk_db(&[
+                    ("musl", "1.2.4_git20230717-r4", "musl"),
+                    ("zlib", "1.3.1-r0", "zlib"),
+                    ("libcrypto3", "3.1.4-r1", "openssl"),
+                ])
+                .as_bytes(),
+            ),
         ),
         ("/opt/extra", None),
     ]);
-    let a = layout(&d.join("img-a"), std::slice::from_ref(&base));
-    let b = layout(&d.join("img-b"), &[base.clone(), top]);
+    let a = layout(&d.join("img-a"), std::slice::from_ref(&base), None);
+    let b = layout(&d.join("img-b"), &[base.clone(), top], None);
 
     let ra: Value = serde_json::from_str(
         &stella(d, &["scan", "--json", "oci-layout:img-a"])
@@ -319,9 +267,7 @@ fn alpine_corpus_image_gives_its_14_packages() {
     )
     .ok();
     let gz = fs::read(c.join("images/trivy/alpine-310.docker-archive.tar.gz")).unwrap();
-    let mut tar = Vec::new();
-    std::io::Read::read_to_end(&mut flate2_free_gunzip(&gz), &mut tar).unwrap();
-    fs::write(d.join("alpine.tar"), tar).unwrap();
+    fs::write(d.join("alpine.tar"), gunzip(&gz)).unwrap();
     let r: Value = serde_json::from_str(
         &stella(d, &["scan", "--json", "docker-archive:alpine.tar"])
             .ok()
@@ -330,22 +276,4 @@ fn alpine_corpus_image_gives_its_14_packages() {
     .unwrap();
     assert_eq!(r["record"]["packages"].as_array().unwrap().len(), 14, "{r}");
     assert_eq!(r["record"]["os"]["version_id"], "3.10.4");
-}
-
-/// gunzip through the system tool (the tests crate does not link a gzip decoder).
-fn flate2_free_gunzip(gz: &[u8]) -> std::io::Cursor<Vec<u8>> {
-    use std::io::Write as _;
-    let mut child = std::process::Command::new("gzip")
-        .arg("-dc")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let input = gz.to_vec();
-    // Feed gzip from another thread: its output pipe must be drained while it reads.
-    let writer = std::thread::spawn(move || stdin.write_all(&input));
-    let out = child.wait_with_output().unwrap().stdout;
-    writer.join().unwrap().unwrap();
-    std::io::Cursor::new(out)
 }
