@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 pub const DEMO_CHANNEL: &str = "demo";
 
 /// The sample feeds compiled into the binary, so the sealed image has them without any file.
-const SHIPPED_FEEDS: [(&str, &[u8]); 3] = [
+const SHIPPED_FEEDS: [(&str, &[u8]); 5] = [
     (
         "STELLA-DEMO-0001.json",
         include_bytes!("../demo/feeds/STELLA-DEMO-0001.json"),
@@ -28,6 +28,16 @@ const SHIPPED_FEEDS: [(&str, &[u8]); 3] = [
     (
         "STELLA-DEMO-0003.json",
         include_bytes!("../demo/feeds/STELLA-DEMO-0003.json"),
+    ),
+    // Two sources about one musl flaw of the corpus's Alpine 3.10 image that disagree on the fixed version
+    // and the severity: the demo shows a finding and a conflict, side by side, not merged.
+    (
+        "STELLA-DEMO-0004.json",
+        include_bytes!("../demo/feeds/STELLA-DEMO-0004.json"),
+    ),
+    (
+        "MIRRORDEMO-2026-0004.json",
+        include_bytes!("../demo/feeds/MIRRORDEMO-2026-0004.json"),
     ),
 ];
 
@@ -61,8 +71,24 @@ pub fn run(root: &Path, corpus: Option<&Path>, now: Timestamp) -> Result<Vec<Str
             "created a demo site at {} (profile fips)",
             root.display()
         ));
+        // Demo only: the first admin's one-time secret is kept beside the demo kit-signer key so a second
+        // `make run` can print it again. A real site prints it once (`stella init`) and keeps only its hash.
+        if let Some(secret) = crate::web::auth::bootstrap_admin(&site.store, now)
+            .map_err(|e| anyhow::anyhow!("creating the first admin: {}", e.message))?
+        {
+            let p = signer_dir.join("admin-secret");
+            kit_builder::files::write_atomic(&p, secret.as_bytes(), 0o600, true)
+                .with_context(|| format!("{}: cannot write", p.display()))?;
+        }
         site
     };
+    if let Ok(secret) = std::fs::read_to_string(signer_dir.join("admin-secret")) {
+        log.push(format!(
+            "console user 'admin', one-time secret {} (demo only: kept in {}; once you chose a password, use yours)",
+            secret.trim(),
+            signer_dir.join("admin-secret").display()
+        ));
+    }
     import::recover(&site)?;
     let imported = site
         .store

@@ -14,3 +14,4 @@ pub mod site;
 pub mod status;
 pub mod store;
 pub mod vuln;
+pub mod web;

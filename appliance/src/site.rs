@@ -311,6 +311,26 @@ impl Site {
         })
     }
 
+    /// Replaces the config (validated by building its profile) and writes `site.toml` atomically. The
+    /// profile itself cannot change on a live site: its keys, digests and audit chain depend on it.
+    pub fn update_config(&mut self, config: SiteConfig) -> Result<(), SiteError> {
+        if config.profile != self.config.profile || config.sm2_id != self.config.sm2_id {
+            return Err(SiteError::Config {
+                path: "site.toml".into(),
+                reason: "the crypto profile of an initialised site cannot be changed".into(),
+            });
+        }
+        let cfg_path = self.root.join("site.toml");
+        let toml = toml::to_string(&config).map_err(|e| SiteError::Config {
+            path: cfg_path.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        kit_builder::files::write_atomic(&cfg_path, toml.as_bytes(), 0o600, true)
+            .map_err(io(&cfg_path))?;
+        self.config = config;
+        Ok(())
+    }
+
     /// The current kit-signer set.
     pub fn signer_set(&self) -> Result<SignerSet, SiteError> {
         self.store

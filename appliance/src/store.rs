@@ -52,11 +52,17 @@ pub enum Tree {
     Findings,
     /// Finding changes: `<image digest>|<seq>` → new / resolved / changed, with the kit that caused it.
     FindingEvents,
+    /// Console users by name (argon2id hash, role).
+    Users,
+    /// Console sessions by the SHA-256 of their token.
+    Sessions,
+    /// API tokens by the SHA-256 of the token.
+    Tokens,
 }
 
 impl Tree {
     /// Every tree.
-    pub const ALL: [Tree; 17] = [
+    pub const ALL: [Tree; 20] = [
         Tree::Meta,
         Tree::Kits,
         Tree::Channels,
@@ -74,6 +80,9 @@ impl Tree {
         Tree::Sboms,
         Tree::Findings,
         Tree::FindingEvents,
+        Tree::Users,
+        Tree::Sessions,
+        Tree::Tokens,
     ];
 
     /// The sled tree name.
@@ -96,6 +105,9 @@ impl Tree {
             Tree::Sboms => "sboms",
             Tree::Findings => "findings",
             Tree::FindingEvents => "finding-events",
+            Tree::Users => "users",
+            Tree::Sessions => "sessions",
+            Tree::Tokens => "tokens",
         }
     }
 
@@ -103,6 +115,11 @@ impl Tree {
     /// rejected import adds to these and changes nothing else.
     pub fn is_record(self) -> bool {
         matches!(self, Tree::Receipts | Tree::Audit | Tree::Quarantine)
+    }
+
+    /// Trees holding credentials (password hashes, session and token digests): never dumped.
+    pub fn is_secret(self) -> bool {
+        matches!(self, Tree::Users | Tree::Sessions | Tree::Tokens)
     }
 }
 
@@ -197,6 +214,17 @@ pub trait MetaStore {
     fn scan(&self, tree: Tree, prefix: &[u8]) -> Result<Entries, StoreError>;
     /// Applies a batch atomically and durably: all of it or none of it, flushed before returning.
     fn apply(&self, batch: Batch) -> Result<(), StoreError>;
+    /// At most `limit` key/values with a prefix whose key is above `after` (or from the start), in key order:
+    /// one page of a listing, without reading the rest of the tree.
+    fn page(
+        &self,
+        tree: Tree,
+        prefix: &[u8],
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Entries, StoreError>;
+    /// The number of keys with a prefix (reads keys and values; use for small or cached counts).
+    fn count(&self, tree: Tree, prefix: &[u8]) -> Result<usize, StoreError>;
 
     /// One JSON value.
     fn get_json<T: for<'de> Deserialize<'de>>(
@@ -320,6 +348,38 @@ impl MetaStore for Store {
             .get(key)
             .map_err(db_err(&self.root))?
             .map(|v| v.to_vec()))
+    }
+
+    fn page(
+        &self,
+        tree: Tree,
+        prefix: &[u8],
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Entries, StoreError> {
+        use std::ops::Bound;
+        let t = self.tree(tree);
+        let start = match after {
+            Some(a) if a >= prefix => Bound::Excluded(a.to_vec()),
+            _ => Bound::Included(prefix.to_vec()),
+        };
+        t.range::<Vec<u8>, _>((start, Bound::Unbounded))
+            .take_while(|r| r.as_ref().map_or(true, |(k, _)| k.starts_with(prefix)))
+            .take(limit)
+            .map(|r| {
+                r.map(|(k, v)| (k.to_vec(), v.to_vec()))
+                    .map_err(db_err(&self.root))
+            })
+            .collect()
+    }
+
+    fn count(&self, tree: Tree, prefix: &[u8]) -> Result<usize, StoreError> {
+        let mut n = 0;
+        for r in self.tree(tree).scan_prefix(prefix).keys() {
+            r.map_err(db_err(&self.root))?;
+            n += 1;
+        }
+        Ok(n)
     }
 
     fn scan(&self, tree: Tree, prefix: &[u8]) -> Result<Entries, StoreError> {

@@ -293,7 +293,8 @@ pub fn sources(
         .collect())
 }
 
-fn events_text(events: &[feeds::RangeEvent]) -> String {
+/// A range's events as text: `introduced 1.0, fixed 1.2`.
+pub fn events_text(events: &[feeds::RangeEvent]) -> String {
     events
         .iter()
         .map(|e| match e {

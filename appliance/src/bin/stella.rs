@@ -44,6 +44,15 @@ enum Command {
         #[arg(long)]
         sm2_id: Option<String>,
     },
+    /// Serve the local web console and REST API (loopback by default).
+    Serve {
+        /// Address and port to listen on.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: std::net::SocketAddr,
+        /// Worker threads.
+        #[arg(long, default_value_t = 2)]
+        workers: usize,
+    },
     /// Import a kit (or its volumes, in any order), or watch a directory for kits.
     Import {
         /// The kit, or its volumes (and index).
@@ -102,7 +111,7 @@ enum Command {
         json: bool,
     },
     /// Dump the store's knowledge trees and blob listing as JSON (receipts, audit and quarantine only with
-    /// --all), to compare states before and after an operation.
+    /// --all; credentials never), to compare states before and after an operation.
     Dump {
         /// Include the record trees (receipts, audit, quarantine).
         #[arg(long)]
@@ -351,6 +360,44 @@ fn run(cli: Cli) -> Result<ExitStatus> {
                 set.keys.len(),
                 set.threshold
             )?;
+            if let Some(secret) = appliance::web::auth::bootstrap_admin(&site.store, now()?)
+                .map_err(|e| anyhow::anyhow!("creating the first admin: {}", e.message))?
+            {
+                writeln!(
+                    out,
+                    "console user 'admin', one-time secret (shown once, change it at first sign-in): {secret}"
+                )?;
+            }
+        }
+        Command::Serve { listen, workers } => {
+            let site = open(&cli.data)?;
+            if let Some(secret) = appliance::web::auth::bootstrap_admin(&site.store, now()?)
+                .map_err(|e| anyhow::anyhow!("creating the first admin: {}", e.message))?
+            {
+                writeln!(
+                    out,
+                    "this site had no console user: created 'admin' with one-time secret {secret}"
+                )?;
+            }
+            let clock: appliance::web::Clock = match std::env::var("STELLA_NOW") {
+                Ok(_) => {
+                    let t = now()?;
+                    std::sync::Arc::new(move || t)
+                }
+                Err(_) => std::sync::Arc::new(|| SystemClock.now()),
+            };
+            writeln!(
+                out,
+                "stella: serving the console on http://{listen}/ (data {}); Ctrl-C stops it",
+                site.root.display()
+            )?;
+            out.flush()?;
+            appliance::web::serve(
+                site,
+                clock,
+                &appliance::web::ServeOptions { listen, workers },
+            )
+            .with_context(|| format!("serving on {listen}"))?;
         }
         Command::Import {
             kit,
@@ -538,7 +585,7 @@ fn run(cli: Cli) -> Result<ExitStatus> {
             let site = open(&cli.data)?;
             let mut trees = serde_json::Map::new();
             for (tree, entries) in site.store.dump()? {
-                if tree.is_record() && !all {
+                if tree.is_secret() || (tree.is_record() && !all) {
                     continue;
                 }
                 let rows: Vec<serde_json::Value> = entries

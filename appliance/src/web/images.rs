@@ -1,0 +1,372 @@
+//! Images in the console: every image the site has (scanned, or brought by a kit and not scanned yet), an
+//! image's packages and findings (filtered by severity, KEV and fix availability; each finding links to its
+//! linkset), SBOM downloads in CycloneDX and SPDX, and scanning an image a kit brought.
+
+use super::auth::Principal;
+use super::error::WebError;
+use super::{html, see_other, Chrome, State};
+use crate::scan::findings::{Finding, FindingEvent};
+use crate::scan::ScanRecord;
+use crate::store::{MetaStore as _, Tree};
+use actix_web::http::header;
+use actix_web::{web, HttpResponse};
+use askama::Template;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Findings a page or an API call returns at most.
+pub const MAX_PAGE: usize = 1000;
+
+/// One image in the list.
+#[derive(Debug, Serialize)]
+pub struct ImageRow {
+    /// Manifest digest.
+    pub digest: String,
+    /// Name.
+    pub name: String,
+    /// The kit that brought it, if one did.
+    pub kit: Option<String>,
+    /// Whether it has been scanned.
+    pub scanned: bool,
+    /// Packages found.
+    pub packages: usize,
+    /// Findings.
+    pub findings: usize,
+}
+
+fn list(state: &State) -> Result<Vec<ImageRow>, WebError> {
+    let site = state.site();
+    let mut rows: BTreeMap<String, ImageRow> = BTreeMap::new();
+    for r in crate::scan::records(&site.store)? {
+        let findings = site
+            .store
+            .count(Tree::Findings, format!("{}|", r.digest).as_bytes())?;
+        rows.insert(
+            r.digest.clone(),
+            ImageRow {
+                digest: r.digest,
+                name: r.name,
+                kit: None,
+                scanned: true,
+                packages: r.packages.len(),
+                findings,
+            },
+        );
+    }
+    for (k, v) in site.store.scan(Tree::Images, b"sha256:")? {
+        let v: serde_json::Value = serde_json::from_slice(&v).unwrap_or_default();
+        let digest = String::from_utf8_lossy(&k).into_owned();
+        let kit = v["kit"].as_str().map(str::to_owned);
+        let row = rows.entry(digest.clone()).or_insert_with(|| ImageRow {
+            digest,
+            name: v["name"].as_str().unwrap_or("").to_owned(),
+            kit: None,
+            scanned: false,
+            packages: 0,
+            findings: 0,
+        });
+        row.kit = kit;
+    }
+    Ok(rows.into_values().collect())
+}
+
+#[derive(Template)]
+#[template(path = "images.html")]
+struct ListPage {
+    c: Chrome,
+    rows: Vec<ImageRow>,
+}
+
+/// `GET /images`.
+pub async fn list_page(state: State, who: Principal) -> Result<HttpResponse, WebError> {
+    let st = state.clone();
+    let rows = web::block(move || list(&st)).await??;
+    html(&ListPage {
+        c: Chrome::of(&state, &who),
+        rows,
+    })
+}
+
+/// `GET /api/v1/images`.
+pub async fn list_api(state: State) -> Result<HttpResponse, WebError> {
+    let st = state.clone();
+    Ok(HttpResponse::Ok().json(web::block(move || list(&st)).await??))
+}
+
+/// Finding filters and paging.
+#[derive(Debug, Default, Clone, Deserialize, Serialize)]
+pub struct Filter {
+    /// Only this severity (`critical`, `high`, `medium`, `low`, `none`, `unknown`).
+    #[serde(default)]
+    pub severity: Option<String>,
+    /// Only findings listed in KEV (`true`).
+    #[serde(default)]
+    pub kev: Option<bool>,
+    /// `yes`: only findings with a fixed version stated; `no`: only those without.
+    #[serde(default)]
+    pub fix: Option<String>,
+    /// At most this many (default 100, at most 1000).
+    #[serde(default)]
+    pub limit: Option<usize>,
+    /// Continue after this finding key (`next` of the previous page).
+    #[serde(default)]
+    pub after: Option<String>,
+}
+
+impl Filter {
+    fn keep(&self, f: &Finding) -> bool {
+        self.severity
+            .as_deref()
+            .filter(|s| !s.is_empty())
+            .is_none_or(|s| f.severity == s)
+            && (self.kev != Some(true) || f.kev)
+            && match self.fix.as_deref() {
+                Some("yes") => !f.fixed.is_empty(),
+                Some("no") => f.fixed.is_empty(),
+                _ => true,
+            }
+    }
+
+    fn validate(&self) -> Result<(), WebError> {
+        if let Some(s) = self.severity.as_deref().filter(|s| !s.is_empty()) {
+            if !super::dashboard::SEVERITIES.contains(&s) {
+                return Err(WebError::bad_request(
+                    "bad-filter",
+                    format!(
+                        "unknown severity '{s}': one of {}",
+                        super::dashboard::SEVERITIES.join(", ")
+                    ),
+                ));
+            }
+        }
+        if let Some(f) = self.fix.as_deref().filter(|f| !f.is_empty()) {
+            if f != "yes" && f != "no" {
+                return Err(WebError::bad_request(
+                    "bad-filter",
+                    format!("fix must be 'yes' or 'no', not '{f}'"),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One page of an image's findings.
+#[derive(Debug, Serialize)]
+pub struct FindingsPage {
+    /// Image digest.
+    pub image: String,
+    /// Findings on this page.
+    pub findings: Vec<Finding>,
+    /// Pass as `after` to get the next page; absent on the last page.
+    pub next: Option<String>,
+}
+
+fn resolve(state: &State, digest: &str) -> Result<ScanRecord, WebError> {
+    crate::scan::record(&state.site().store, digest)?.ok_or_else(|| {
+        WebError::not_found(format!(
+            "no scanned image '{digest}' (an image a kit brought must be scanned first)"
+        ))
+    })
+}
+
+fn findings(state: &State, image: &str, filter: &Filter) -> Result<FindingsPage, WebError> {
+    filter.validate()?;
+    let limit = filter.limit.unwrap_or(100).clamp(1, MAX_PAGE);
+    let site = state.site();
+    let prefix = format!("{image}|");
+    let mut after = filter
+        .after
+        .as_ref()
+        .map(|a| format!("{prefix}{a}").into_bytes());
+    let mut out = Vec::new();
+    let mut next = None;
+    'pages: loop {
+        let page = site
+            .store
+            .page(Tree::Findings, prefix.as_bytes(), after.as_deref(), 256)?;
+        for (k, v) in &page {
+            after = Some(k.clone());
+            let f: Finding = serde_json::from_slice(v).map_err(WebError::internal)?;
+            if filter.keep(&f) {
+                if out.len() == limit {
+                    // One more exists: the page ends at the last one returned.
+                    next = out
+                        .last()
+                        .map(|f: &Finding| format!("{}|{}", f.vulnerability, f.purl));
+                    break 'pages;
+                }
+                out.push(f);
+            }
+        }
+        if page.len() < 256 {
+            break;
+        }
+    }
+    Ok(FindingsPage {
+        image: image.to_owned(),
+        findings: out,
+        next,
+    })
+}
+
+#[derive(Template)]
+#[template(path = "image.html")]
+struct DetailPage {
+    c: Chrome,
+    r: ScanRecord,
+    ecosystems: Vec<(String, usize)>,
+    f: FindingsPage,
+    filter: Filter,
+    events: Vec<FindingEvent>,
+    query_next: Option<String>,
+}
+
+impl DetailPage {
+    fn selected(&self, s: &str) -> bool {
+        self.filter.severity.as_deref() == Some(s)
+    }
+    fn fix_is(&self, s: &str) -> bool {
+        self.filter.fix.as_deref().unwrap_or("") == s
+    }
+}
+
+/// `GET /images/{digest}`.
+pub async fn detail_page(
+    state: State,
+    who: Principal,
+    digest: web::Path<String>,
+    filter: web::Query<Filter>,
+) -> Result<HttpResponse, WebError> {
+    let st = state.clone();
+    let filter = filter.into_inner();
+    let fl = filter.clone();
+    let (r, f, events) = web::block(move || -> Result<_, WebError> {
+        let r = resolve(&st, &digest)?;
+        let f = findings(&st, &r.digest, &fl)?;
+        let mut events = crate::scan::findings::events(&st.site().store, &r.digest)?;
+        events.reverse();
+        events.truncate(50);
+        Ok((r, f, events))
+    })
+    .await??;
+    let mut eco: BTreeMap<String, usize> = BTreeMap::new();
+    for p in &r.packages {
+        *eco.entry(p.ecosystem.purl_type().to_owned()).or_default() += 1;
+    }
+    let query_next = f.next.as_ref().map(|n| {
+        let mut q = filter.clone();
+        q.after = Some(n.clone());
+        serde_urlencoded::to_string(&q).unwrap_or_default()
+    });
+    html(&DetailPage {
+        c: Chrome::of(&state, &who),
+        r,
+        ecosystems: eco.into_iter().collect(),
+        f,
+        filter,
+        events,
+        query_next,
+    })
+}
+
+/// `GET /api/v1/images/{digest}`.
+pub async fn detail_api(state: State, digest: web::Path<String>) -> Result<HttpResponse, WebError> {
+    let st = state.clone();
+    Ok(HttpResponse::Ok().json(web::block(move || resolve(&st, &digest)).await??))
+}
+
+/// `GET /api/v1/images/{digest}/findings`.
+pub async fn findings_api(
+    state: State,
+    digest: web::Path<String>,
+    filter: web::Query<Filter>,
+) -> Result<HttpResponse, WebError> {
+    let st = state.clone();
+    let page = web::block(move || {
+        let r = resolve(&st, &digest)?;
+        findings(&st, &r.digest, &filter)
+    })
+    .await??;
+    Ok(HttpResponse::Ok().json(page))
+}
+
+/// SBOM format.
+#[derive(Debug, Deserialize)]
+pub struct Format {
+    /// `cyclonedx` (default) or `spdx`.
+    #[serde(default)]
+    pub format: Option<String>,
+}
+
+/// `GET /images/{digest}/sbom` and `GET /api/v1/images/{digest}/sbom`: a download.
+pub async fn sbom(
+    state: State,
+    digest: web::Path<String>,
+    q: web::Query<Format>,
+) -> Result<HttpResponse, WebError> {
+    let format = q.format.clone().unwrap_or_else(|| "cyclonedx".into());
+    let st = state.clone();
+    let r = web::block(move || resolve(&st, &digest)).await??;
+    let doc = crate::scan::sbom::render(&r, &format)
+        .map_err(|e| WebError::bad_request("bad-format", e.to_string()))?;
+    let short = r.digest.trim_start_matches("sha256:");
+    let name = format!("{}-{format}.json", &short[..short.len().min(12)]);
+    Ok(HttpResponse::Ok()
+        .content_type(if format == "spdx" {
+            "application/spdx+json"
+        } else {
+            "application/vnd.cyclonedx+json"
+        })
+        .insert_header((
+            header::CONTENT_DISPOSITION,
+            format!("attachment; filename=\"{name}\""),
+        ))
+        .body(doc))
+}
+
+/// Scans an image a kit brought (layers seen before come from the cache), then computes its findings.
+fn scan(state: &State, who: &Principal, digest: &str) -> Result<crate::scan::ScanReport, WebError> {
+    let _one = state.import_lock.lock().unwrap_or_else(|e| e.into_inner());
+    let site = state.site();
+    let full = if digest.starts_with("sha256:") {
+        digest.to_owned()
+    } else {
+        format!("sha256:{digest}")
+    };
+    if site.store.get(Tree::Images, full.as_bytes())?.is_none() {
+        return Err(WebError::not_found(format!(
+            "no image '{digest}' came in a kit"
+        )));
+    }
+    let t = state.now().to_string();
+    let report = crate::scan::scan(&site.store, &full, &t)
+        .map_err(|e| WebError::bad_request("scan-failed", e.to_string()))?;
+    crate::scan::findings::reevaluate(&site.store, "scan", &t, Some(&full))?;
+    tracing::info!(image = %full, user = %who.user, "scanned from the console");
+    drop(site);
+    state.changed();
+    Ok(report)
+}
+
+/// `POST /images/{digest}/scan`.
+pub async fn scan_page(
+    state: State,
+    who: Principal,
+    digest: web::Path<String>,
+) -> Result<HttpResponse, WebError> {
+    let st = state.clone();
+    let report = web::block(move || scan(&st, &who, &digest)).await??;
+    Ok(see_other(&format!("/images/{}", report.record.digest)))
+}
+
+/// `POST /api/v1/images/{digest}/scan`.
+pub async fn scan_api(
+    state: State,
+    who: Principal,
+    digest: web::Path<String>,
+) -> Result<HttpResponse, WebError> {
+    let st = state.clone();
+    let report = web::block(move || scan(&st, &who, &digest)).await??;
+    Ok(HttpResponse::Ok().json(report))
+}
