@@ -6,7 +6,7 @@ CARGO ?= cargo
 # Build: C parts (ring, zstd), libssl headers. Run: the GOST engine. Tests: the openssl, zstd and unshare
 # CLIs, a real OCI registry (docker-registry) and skopeo to push test images into it.
 APT_PACKAGES := build-essential pkg-config libssl-dev openssl libengine-gost-openssl ca-certificates zstd util-linux \
-                docker-registry skopeo
+                docker-registry skopeo chromium chromium-driver
 
 .PHONY: deps test run bench fmt lint
 
@@ -40,14 +40,23 @@ run: deps
 	./target/release/stella selftest
 	./target/release/stella demo
 
-# Benchmarks print tables next to standard tools measured in the same run (docs/bench.md).
+# Benchmarks print tables next to standard tools measured in the same run (docs/bench.md). The console
+# benchmark drives the server with wrk.
+BENCH_PACKAGES := wrk
+
 bench: deps
+	@missing=""; for p in $(BENCH_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "make: installing Debian packages:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
 	$(CARGO) build --release --bins
 	./target/release/stella-kit bench crypto
 	./target/release/stella-kit bench kit
 	./target/release/stella bench import
 	./target/release/stella bench feeds
 	./target/release/stella bench scan
+	./target/release/stella bench console
 
 fmt:
 	$(CARGO) fmt --all

@@ -252,6 +252,7 @@ pub fn import(total: u64, work: &Path) -> Result<String> {
             force_reason: None,
             now,
             actor: "bench".into(),
+            label: None,
         },
     )?;
     let ours = start.elapsed().as_secs_f64();

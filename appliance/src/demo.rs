@@ -136,6 +136,7 @@ pub fn run(root: &Path, corpus: Option<&Path>, now: Timestamp) -> Result<Vec<Str
             force_reason: None,
             now,
             actor: "demo".into(),
+            label: None,
         },
     )?;
     for img in &report.manifest.images {

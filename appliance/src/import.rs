@@ -139,6 +139,8 @@ pub struct ImportRequest {
     pub now: Timestamp,
     /// Who asked.
     pub actor: String,
+    /// How receipts and the quarantine name the input (default: its path), e.g. `upload:site.kit`.
+    pub label: Option<String>,
 }
 
 fn journal_dir(root: &Path) -> PathBuf {
@@ -467,7 +469,7 @@ fn rotation(
 
 /// Imports a kit. On success returns the signed receipt; on refusal, an error carrying it.
 pub fn import(site: &Site, req: &ImportRequest) -> Result<SignedReceipt, ImportError> {
-    let input_label = req.input.label();
+    let input_label = req.label.clone().unwrap_or_else(|| req.input.label());
     let fail = |message: String, status: ExitStatus| ImportError {
         input: input_label.clone(),
         message,

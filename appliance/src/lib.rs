@@ -4,6 +4,7 @@
 
 pub mod audit;
 pub mod bench;
+pub mod bench_console;
 pub mod bench_scan;
 pub mod demo;
 pub mod diagnostics;

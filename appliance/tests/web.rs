@@ -763,13 +763,61 @@ async fn kit_upload_uses_the_import_checks() {
     assert_eq!(res.status(), StatusCode::FORBIDDEN, "no CSRF token");
     let res = test::call_service(
         &svc,
+        form(format!("/kits?csrf={csrf}"), body.clone(), cookie.clone()),
+    )
+    .await;
+    // Post/redirect/get: the kit's page shows the result, so a reload does not upload again.
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let to = res
+        .headers()
+        .get(header::LOCATION)
+        .expect("location")
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    assert_eq!(to, "/kits/demo-000003?imported=1");
+    let res = test::call_service(
+        &svc,
+        test::TestRequest::get()
+            .uri(&to)
+            .cookie(Cookie::new(auth::SESSION_COOKIE, cookie.clone()))
+            .to_request(),
+    )
+    .await;
+    let page = String::from_utf8(test::read_body(res).await.to_vec()).expect("utf-8");
+    assert!(page.contains("data-result=\"accepted\""), "{page}");
+    // The same upload again: redirected to the kits page showing the rejection receipt.
+    let res = test::call_service(
+        &svc,
         form(format!("/kits?csrf={csrf}"), body, cookie.clone()),
     )
     .await;
-    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let to = res
+        .headers()
+        .get(header::LOCATION)
+        .expect("location")
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    assert!(to.starts_with("/kits?rejected="), "{to}");
+    let res = test::call_service(
+        &svc,
+        test::TestRequest::get()
+            .uri(&to)
+            .cookie(Cookie::new(auth::SESSION_COOKIE, cookie.clone()))
+            .to_request(),
+    )
+    .await;
     let page = String::from_utf8(test::read_body(res).await.to_vec()).expect("utf-8");
-    assert!(page.contains("data-result=\"accepted\""), "{page}");
-    assert!(page.contains("demo-000003"));
+    assert!(
+        page.contains("data-result=\"rejected\" data-code=\"rollback-refused\""),
+        "{page}"
+    );
+    assert!(
+        page.contains("upload:three.kit"),
+        "the quarantine names the uploaded file"
+    );
     // History and quarantine show on the kits page.
     let res = test::call_service(
         &svc,

@@ -233,6 +233,18 @@ enum BenchCommand {
         #[arg(long, default_value = "target/bench-import")]
         work: PathBuf,
     },
+    /// The console under wrk with 100,000 findings: p50/p95/p99 at a fixed rate, and unpaced.
+    Console {
+        /// Requests per second of the paced runs.
+        #[arg(long, default_value_t = 500)]
+        rate: u32,
+        /// Seconds per run.
+        #[arg(long, default_value_t = 10)]
+        seconds: u32,
+        /// Working directory (the generated site is recreated there).
+        #[arg(long, default_value = "target/bench-console")]
+        work: PathBuf,
+    },
     /// Cold and delta scan times on corpus, generated and Debian images, next to Trivy and Syft.
     Scan {
         /// Third-party corpus (default ../shared/corpus when present).
@@ -417,6 +429,7 @@ fn run(cli: Cli) -> Result<ExitStatus> {
                 force_reason: if force { reason } else { None },
                 now: now()?,
                 actor: actor(),
+                label: None,
             };
             match import::import(&site, &req) {
                 Ok(signed) => {
@@ -802,6 +815,18 @@ fn run(cli: Cli) -> Result<ExitStatus> {
             };
             write!(out, "{}", appliance::bench::import(n, &work)?)?;
         }
+        Command::Bench(BenchCommand::Console {
+            rate,
+            seconds,
+            work,
+        }) => {
+            let work = std::path::absolute(&work)?;
+            write!(
+                out,
+                "{}",
+                appliance::bench_console::run(&work, rate, seconds)?
+            )?;
+        }
         Command::Bench(BenchCommand::Scan { corpus, work }) => {
             let corpus =
                 corpus.or_else(|| Some(PathBuf::from("../shared/corpus")).filter(|p| p.is_dir()));
@@ -911,6 +936,7 @@ fn watch_dir(
                 force_reason: None,
                 now: now()?,
                 actor: "watch".into(),
+                label: None,
             };
             let result = match import::import(site, &req) {
                 Ok(r) => {

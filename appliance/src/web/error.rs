@@ -165,7 +165,9 @@ pub fn finish(res: ServiceResponse, html: bool, request_id: u64) -> ServiceRespo
     set(h, header::CONTENT_SECURITY_POLICY, CSP);
     set(h, header::X_FRAME_OPTIONS, "DENY");
     set(h, header::X_CONTENT_TYPE_OPTIONS, "nosniff");
-    set(h, header::REFERRER_POLICY, "no-referrer");
+    // `same-origin`, not `no-referrer`: under `no-referrer` Chromium sends `Origin: null` on form posts, which
+    // the guard's origin check must refuse. Other sites still get no referrer.
+    set(h, header::REFERRER_POLICY, "same-origin");
     set(
         h,
         header::HeaderName::from_static("cross-origin-opener-policy"),

@@ -34,7 +34,8 @@ pub struct ImageRow {
     pub findings: usize,
 }
 
-fn list(state: &State) -> Result<Vec<ImageRow>, WebError> {
+/// Every image the site has: scanned, or brought by a kit and not scanned yet.
+pub fn rows(state: &State) -> Result<Vec<ImageRow>, WebError> {
     let site = state.site();
     let mut rows: BTreeMap<String, ImageRow> = BTreeMap::new();
     for r in crate::scan::records(&site.store)? {
@@ -80,7 +81,7 @@ struct ListPage {
 /// `GET /images`.
 pub async fn list_page(state: State, who: Principal) -> Result<HttpResponse, WebError> {
     let st = state.clone();
-    let rows = web::block(move || list(&st)).await??;
+    let rows = web::block(move || rows(&st)).await??;
     html(&ListPage {
         c: Chrome::of(&state, &who),
         rows,
@@ -90,7 +91,7 @@ pub async fn list_page(state: State, who: Principal) -> Result<HttpResponse, Web
 /// `GET /api/v1/images`.
 pub async fn list_api(state: State) -> Result<HttpResponse, WebError> {
     let st = state.clone();
-    Ok(HttpResponse::Ok().json(web::block(move || list(&st)).await??))
+    Ok(HttpResponse::Ok().json(web::block(move || rows(&st)).await??))
 }
 
 /// Finding filters and paging.
@@ -113,16 +114,27 @@ pub struct Filter {
     pub after: Option<String>,
 }
 
+/// The fields a filter looks at, read without building the whole finding (most rows of a filtered listing
+/// are skipped).
+#[derive(Deserialize)]
+struct Facets<'a> {
+    #[serde(borrow)]
+    severity: std::borrow::Cow<'a, str>,
+    kev: bool,
+    #[serde(borrow)]
+    fixed: Vec<std::borrow::Cow<'a, str>>,
+}
+
 impl Filter {
-    fn keep(&self, f: &Finding) -> bool {
+    fn keep(&self, f: &Facet) -> bool {
         self.severity
             .as_deref()
             .filter(|s| !s.is_empty())
             .is_none_or(|s| f.severity == s)
             && (self.kev != Some(true) || f.kev)
             && match self.fix.as_deref() {
-                Some("yes") => !f.fixed.is_empty(),
-                Some("no") => f.fixed.is_empty(),
+                Some("yes") => f.fix,
+                Some("no") => !f.fix,
                 _ => true,
             }
     }
@@ -170,37 +182,79 @@ fn resolve(state: &State, digest: &str) -> Result<ScanRecord, WebError> {
     })
 }
 
+/// What a filter needs of one finding, kept in memory per image so a filtered page reads only the findings
+/// it returns.
+#[derive(Debug)]
+pub struct Facet {
+    /// `<vulnerability>|<purl>`: the finding's key within its image (and the paging cursor).
+    key: String,
+    severity: String,
+    kev: bool,
+    fix: bool,
+}
+
+/// Facets of every image's findings, valid for one store generation.
+pub type FacetCache =
+    std::sync::Mutex<std::collections::HashMap<String, (u64, std::sync::Arc<Vec<Facet>>)>>;
+
+/// Images whose facets are kept at most (the cache is dropped whole when it would grow beyond).
+const FACET_IMAGES: usize = 256;
+
+fn facets(state: &State, image: &str) -> Result<std::sync::Arc<Vec<Facet>>, WebError> {
+    use std::sync::atomic::Ordering;
+    let generation = state.generation.load(Ordering::SeqCst);
+    if let Some((g, f)) = state
+        .facets
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(image)
+    {
+        if *g == generation {
+            return Ok(f.clone());
+        }
+    }
+    let prefix = format!("{image}|");
+    let mut out = Vec::new();
+    for (k, v) in state.site().store.scan(Tree::Findings, prefix.as_bytes())? {
+        let f: Facets<'_> = serde_json::from_slice(&v).map_err(WebError::internal)?;
+        out.push(Facet {
+            key: String::from_utf8_lossy(&k[prefix.len()..]).into_owned(),
+            severity: f.severity.into_owned(),
+            kev: f.kev,
+            fix: !f.fixed.is_empty(),
+        });
+    }
+    let out = std::sync::Arc::new(out);
+    let mut cache = state.facets.lock().unwrap_or_else(|e| e.into_inner());
+    if cache.len() >= FACET_IMAGES {
+        cache.clear();
+    }
+    cache.insert(image.to_owned(), (generation, out.clone()));
+    Ok(out)
+}
+
 fn findings(state: &State, image: &str, filter: &Filter) -> Result<FindingsPage, WebError> {
     filter.validate()?;
     let limit = filter.limit.unwrap_or(100).clamp(1, MAX_PAGE);
+    let all = facets(state, image)?;
+    // Keys are in store order, so the cursor is a binary search away.
+    let start = match &filter.after {
+        Some(a) => all.partition_point(|f| f.key.as_str() <= a.as_str()),
+        None => 0,
+    };
+    let mut picked = all[start..].iter().filter(|f| filter.keep(f));
+    let page: Vec<&Facet> = picked.by_ref().take(limit).collect();
+    let next = match (page.last(), picked.next()) {
+        (Some(last), Some(_)) => Some(last.key.clone()),
+        _ => None,
+    };
     let site = state.site();
-    let prefix = format!("{image}|");
-    let mut after = filter
-        .after
-        .as_ref()
-        .map(|a| format!("{prefix}{a}").into_bytes());
-    let mut out = Vec::new();
-    let mut next = None;
-    'pages: loop {
-        let page = site
-            .store
-            .page(Tree::Findings, prefix.as_bytes(), after.as_deref(), 256)?;
-        for (k, v) in &page {
-            after = Some(k.clone());
-            let f: Finding = serde_json::from_slice(v).map_err(WebError::internal)?;
-            if filter.keep(&f) {
-                if out.len() == limit {
-                    // One more exists: the page ends at the last one returned.
-                    next = out
-                        .last()
-                        .map(|f: &Finding| format!("{}|{}", f.vulnerability, f.purl));
-                    break 'pages;
-                }
-                out.push(f);
-            }
-        }
-        if page.len() < 256 {
-            break;
+    let mut out = Vec::with_capacity(page.len());
+    for f in page {
+        let key = format!("{image}|{}", f.key);
+        // Absent only if the store changed since the facets were read; the next request rebuilds them.
+        if let Some(v) = site.store.get(Tree::Findings, key.as_bytes())? {
+            out.push(serde_json::from_slice::<Finding>(&v).map_err(WebError::internal)?);
         }
     }
     Ok(FindingsPage {

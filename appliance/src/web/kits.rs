@@ -21,6 +21,23 @@ use std::path::PathBuf;
 /// Largest upload accepted through the console, in bytes (the kit's own limits apply after).
 pub const MAX_UPLOAD: u64 = 64 << 30;
 
+/// The stable API code of a rejection recorded with its exit code (receipts keep the number).
+pub fn code_for_exit(code: u8) -> &'static str {
+    const ALL: [ExitStatus; 8] = [
+        ExitStatus::VerificationFailed,
+        ExitStatus::Usage,
+        ExitStatus::Environment,
+        ExitStatus::Expired,
+        ExitStatus::RollbackRefused,
+        ExitStatus::BaseMissing,
+        ExitStatus::Malformed,
+        ExitStatus::LimitExceeded,
+    ];
+    ALL.into_iter()
+        .find(|s| s.code() == code)
+        .map_or("kit-rejected", rejection_code)
+}
+
 /// The stable API code of an import failure.
 pub fn rejection_code(s: ExitStatus) -> &'static str {
     match s {
@@ -205,6 +222,10 @@ fn import_files(
     let _one = state.import_lock.lock().unwrap_or_else(|e| e.into_inner());
     let site = state.site();
     let now = state.now();
+    let names: Vec<String> = paths
+        .iter()
+        .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .collect();
     let res = import::import(
         &site,
         &ImportRequest {
@@ -212,6 +233,7 @@ fn import_files(
             force_reason: reason,
             now,
             actor: format!("console:{}", who.user),
+            label: Some(format!("upload:{}", names.join(","))),
         },
     );
     state.changed();
@@ -342,13 +364,45 @@ fn respond((status, body): (StatusCode, String)) -> HttpResponse {
         .body(body)
 }
 
-/// `GET /kits`.
-pub async fn page(state: State, who: Principal) -> Result<HttpResponse, WebError> {
-    let st = state.clone();
-    Ok(respond(web::block(move || render(&st, &who, None)).await??))
+/// Query of the kits page: after a rejected upload, the receipt to show.
+#[derive(Debug, serde::Deserialize)]
+pub struct KitsQuery {
+    /// Receipt number of a rejected upload.
+    #[serde(default)]
+    pub rejected: Option<u64>,
 }
 
-/// `POST /kits` (multipart form).
+/// `GET /kits`.
+pub async fn page(
+    state: State,
+    who: Principal,
+    q: web::Query<KitsQuery>,
+) -> Result<HttpResponse, WebError> {
+    let st = state.clone();
+    Ok(respond(
+        web::block(move || {
+            let outcome = match q.rejected {
+                Some(n) => st
+                    .site()
+                    .store
+                    .get_json::<SignedReceipt>(Tree::Receipts, &n.to_be_bytes())?
+                    .filter(|r| r.receipt.result == "rejected")
+                    .map(|r| Outcome {
+                        code: Some(code_for_exit(r.receipt.exit_code)),
+                        error: Some(r.receipt.reason.clone().unwrap_or_default()),
+                        receipt: Some(r),
+                        scans: Vec::new(),
+                    }),
+                None => None,
+            };
+            render(&st, &who, outcome)
+        })
+        .await??,
+    ))
+}
+
+/// `POST /kits` (multipart form). Redirects (post/redirect/get) to the kit's page when it was accepted, or to
+/// the kits page showing the rejection receipt, so reloading never uploads twice.
 pub async fn upload_page(
     state: State,
     who: Principal,
@@ -356,10 +410,16 @@ pub async fn upload_page(
     body: web::Payload,
 ) -> Result<HttpResponse, WebError> {
     let out = upload(state.clone(), who.clone(), req, body).await?;
-    let st = state.clone();
-    Ok(respond(
-        web::block(move || render(&st, &who, Some(out))).await??,
-    ))
+    let kit = out.receipt.as_ref().and_then(|r| r.receipt.kit.clone());
+    let number = out.receipt.as_ref().map(|r| r.receipt.number);
+    Ok(match (out.error.is_some(), kit, number) {
+        (false, Some(kit), _) => super::see_other(&format!("/kits/{kit}?imported=1")),
+        (true, _, Some(n)) => super::see_other(&format!("/kits?rejected={n}")),
+        _ => {
+            let st = state.clone();
+            respond(web::block(move || render(&st, &who, Some(out))).await??)
+        }
+    })
 }
 
 /// `POST /api/v1/kits`: 200 with the receipt, or 422 with the code, message and the rejection receipt.
@@ -405,6 +465,16 @@ struct DetailPage {
     c: Chrome,
     d: Detail,
     receipt_json: String,
+    imported: bool,
+    images: Vec<super::images::ImageRow>,
+}
+
+/// Query of a kit's page.
+#[derive(Debug, serde::Deserialize)]
+pub struct DetailQuery {
+    /// Set after the upload that imported it.
+    #[serde(default)]
+    pub imported: Option<u8>,
 }
 
 /// `GET /kits/{id}`.
@@ -412,13 +482,20 @@ pub async fn detail_page(
     state: State,
     who: Principal,
     id: web::Path<String>,
+    q: web::Query<DetailQuery>,
 ) -> Result<HttpResponse, WebError> {
     let d = detail(&state, &id)?;
     let receipt_json = serde_json::to_string_pretty(&d.receipt).map_err(WebError::internal)?;
+    let images = super::images::rows(&state)?
+        .into_iter()
+        .filter(|r| r.kit.as_deref() == Some(id.as_str()))
+        .collect();
     html(&DetailPage {
         c: Chrome::of(&state, &who),
         d,
         receipt_json,
+        imported: q.imported.is_some(),
+        images,
     })
 }
 

@@ -52,6 +52,8 @@ pub struct AppState {
     pub generation: AtomicU64,
     /// The cached dashboard and the generation it was computed at.
     pub dashboard: Mutex<Option<(u64, Arc<dashboard::Dashboard>)>>,
+    /// Per-image finding facets for filtered listings, valid for one generation.
+    pub facets: images::FacetCache,
     /// One import at a time.
     pub import_lock: Mutex<()>,
     /// Where uploads are spooled before import (inside the data directory, same filesystem).
@@ -78,6 +80,7 @@ impl AppState {
             metrics: metrics::Metrics::default(),
             generation: AtomicU64::new(0),
             dashboard: Mutex::new(None),
+            facets: Default::default(),
             import_lock: Mutex::new(()),
             uploads,
             next_request: AtomicU64::new(1),

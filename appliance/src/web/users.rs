@@ -240,8 +240,11 @@ pub async fn update_page(
     form: web::Form<Change>,
 ) -> Result<HttpResponse, WebError> {
     let (st, w) = (state.clone(), who.clone());
-    let s = web::block(move || update(&st, &w, &name, &form)).await??;
-    users_page(&state, &who, s)
+    match web::block(move || update(&st, &w, &name, &form)).await?? {
+        // A reset's one-time secret is shown once, in this response.
+        Some(secret) => users_page(&state, &who, Some(secret)),
+        None => Ok(super::see_other("/users")),
+    }
 }
 
 /// `GET /api/v1/users`.
@@ -503,9 +506,29 @@ fn account(
     })
 }
 
+/// Query of the account page: what the last form did.
+#[derive(Debug, Deserialize)]
+pub struct AccountQuery {
+    #[serde(default)]
+    changed: Option<u8>,
+    #[serde(default)]
+    revoked: Option<u8>,
+}
+
 /// `GET /account`.
-pub async fn account_page(state: State, who: Principal) -> Result<HttpResponse, WebError> {
-    account(&state, &who, None, None)
+pub async fn account_page(
+    state: State,
+    who: Principal,
+    q: web::Query<AccountQuery>,
+) -> Result<HttpResponse, WebError> {
+    let message = if q.changed.is_some() {
+        Some("password changed".to_owned())
+    } else if q.revoked.is_some() {
+        Some("token revoked".to_owned())
+    } else {
+        None
+    };
+    account(&state, &who, None, message)
 }
 
 /// `POST /account/password`.
@@ -548,7 +571,7 @@ pub async fn token_revoke_page(
     id: web::Path<String>,
 ) -> Result<HttpResponse, WebError> {
     revoke_token(&state, &who, &id)?;
-    account(&state, &who, None, Some(format!("token {id} revoked")))
+    Ok(super::see_other("/account?revoked=1"))
 }
 
 /// `GET /api/v1/tokens`.
