@@ -34,11 +34,15 @@ test: deps
 	fi
 	$(CARGO) test --workspace --doc
 
-# The demo site lives in the embedded default data directory (/var/lib/stella, or $$STELLA_DATA).
+# The demo site lives in the embedded default data directory (/var/lib/stella, or $$STELLA_DATA). The demo
+# prints the console's admin secret; `stella serve` then serves the console until Ctrl-C.
+LISTEN ?= 127.0.0.1:8080
 run: deps
 	$(CARGO) build --release --bins
 	./target/release/stella selftest
 	./target/release/stella demo
+	@echo "make: console at http://$(LISTEN)/ (user admin, the one-time secret above)"
+	./target/release/stella serve --listen $(LISTEN)
 
 # Benchmarks print tables next to standard tools measured in the same run (docs/bench.md). The console
 # benchmark drives the server with wrk.

@@ -192,6 +192,10 @@ fn demo_inputs(corpus: Option<&Path>, work: Option<&Path>) -> Result<Inputs> {
         .collect();
     let mut images = kit_builder::oci::Images::default();
     let mut source = "the sample shipped in appliance/demo".to_owned();
+    if let Some(dir) = work {
+        let fixture = fixture_image(dir)?;
+        images.add(&format!("docker-archive:{}", fixture.display()))?;
+    }
     if let Some(c) = corpus.filter(|c| c.is_dir()) {
         let go = c.join("osv/golang-vulndb/data/osv");
         if go.is_dir() {
@@ -231,4 +235,84 @@ fn demo_inputs(corpus: Option<&Path>, work: Option<&Path>) -> Result<Inputs> {
     }
     payloads.extend(images.blobs.into_values());
     Ok((payloads, images.refs, source))
+}
+
+/// Files of the demo fixture image: a Debian base layer with a dpkg database, and an application layer with
+/// an npm package and a Python distribution. Each package is one the shipped demo advisories affect, so the
+/// demo shows findings even where the corpus is absent.
+const FIXTURE_LAYERS: [&[(&str, &str)]; 2] = [
+    &[
+        (
+            "etc/os-release",
+            "PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nNAME=\"Debian GNU/Linux\"\nVERSION_ID=\"12\"\n\
+             VERSION_CODENAME=bookworm\nID=debian\n",
+        ),
+        (
+            "var/lib/dpkg/status",
+            "Package: libexample\nStatus: install ok installed\nPriority: optional\nSection: libs\n\
+             Installed-Size: 120\nMaintainer: Stella Ops demo <demo@example.invalid>\nArchitecture: amd64\n\
+             Version: 1.2.3-1\nDescription: demo library (synthetic)\n\n\
+             Package: example-tools\nStatus: install ok installed\nPriority: optional\nSection: utils\n\
+             Installed-Size: 40\nMaintainer: Stella Ops demo <demo@example.invalid>\nArchitecture: amd64\n\
+             Source: libexample\nVersion: 1.2.3-1\nDescription: demo tools (synthetic)\n",
+        ),
+    ],
+    &[
+        (
+            "app/node_modules/example-archive/package.json",
+            "{\"name\": \"example-archive\", \"version\": \"2.3.0\", \"license\": \"MIT\"}\n",
+        ),
+        (
+            "usr/lib/python3/dist-packages/example_parser-1.5.0.dist-info/METADATA",
+            "Metadata-Version: 2.1\nName: example-parser\nVersion: 1.5.0\nLicense: Apache-2.0\n",
+        ),
+    ],
+];
+
+/// A tar of regular files with fixed metadata (deterministic bytes).
+fn tar_of<'a>(files: impl IntoIterator<Item = (&'a str, &'a [u8])>) -> Result<Vec<u8>> {
+    let mut t = tar::Builder::new(Vec::new());
+    for (path, body) in files {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(body.len() as u64);
+        h.set_mode(0o644);
+        h.set_mtime(0);
+        h.set_entry_type(tar::EntryType::Regular);
+        t.append_data(&mut h, path, body)?;
+    }
+    Ok(t.into_inner()?)
+}
+
+/// Writes the demo fixture image as a docker-archive (deterministic bytes) and returns its path.
+fn fixture_image(dir: &Path) -> Result<PathBuf> {
+    let path = dir.join("stella-demo-app.docker-archive.tar");
+    let sha = crate::web::auth::sha256_hex;
+    let mut entries: Vec<(String, Vec<u8>)> = Vec::new();
+    let mut diff_ids = Vec::new();
+    let mut layer_names = Vec::new();
+    for (i, files) in FIXTURE_LAYERS.iter().enumerate() {
+        let layer = tar_of(files.iter().map(|(p, b)| (*p, b.as_bytes())))?;
+        diff_ids.push(format!("sha256:{}", sha(&layer)));
+        let name = format!("layer{i}.tar");
+        layer_names.push(name.clone());
+        entries.push((name, layer));
+    }
+    let config = serde_json::to_vec(&serde_json::json!({
+        "architecture": "amd64",
+        "os": "linux",
+        "config": {"Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]},
+        "rootfs": {"type": "layers", "diff_ids": diff_ids},
+    }))?;
+    let config_name = format!("{}.json", sha(&config));
+    let manifest = serde_json::to_vec(&serde_json::json!([{
+        "Config": config_name,
+        "RepoTags": ["stella-demo/app:1.0"],
+        "Layers": layer_names,
+    }]))?;
+    entries.push((config_name, config));
+    entries.push(("manifest.json".into(), manifest));
+    let archive = tar_of(entries.iter().map(|(n, b)| (n.as_str(), b.as_slice())))?;
+    kit_builder::files::write_atomic(&path, &archive, 0o644, true)
+        .with_context(|| format!("{}: cannot write", path.display()))?;
+    Ok(path)
 }

@@ -1120,14 +1120,27 @@ async fn findings_linksets_and_sboms() {
             .len(),
         2
     );
-    // Dashboard counts and metrics agree.
+    // Dashboard counts, the image list and metrics agree.
+    let total: u64 = images
+        .as_array()
+        .expect("images")
+        .iter()
+        .map(|i| i["findings"].as_u64().unwrap_or(0))
+        .sum();
     let res = test::call_service(&svc, get("/api/v1/status")).await;
     let d: serde_json::Value = test::read_body_json(res).await;
-    assert_eq!(d["findings_total"], 2);
+    assert_eq!(d["findings_total"], total);
+    assert!(
+        total >= 2 + 3,
+        "alpine's two and the demo fixture's: {total}"
+    );
     let res = test::call_service(&svc, get("/metrics")).await;
     let text = String::from_utf8(test::read_body(res).await.to_vec()).expect("utf-8");
+    let critical = d["findings"]["critical"].as_u64().expect("critical");
     assert!(
-        text.contains("stella_findings{severity=\"critical\"} 2"),
+        text.contains(&format!(
+            "stella_findings{{severity=\"critical\"}} {critical}"
+        )),
         "{text}"
     );
     assert!(text.contains(

@@ -44,6 +44,9 @@ enum Command {
         #[arg(long)]
         sm2_id: Option<String>,
     },
+    /// Console users: list them, or give one a new one-time secret (recovery when no admin can sign in).
+    #[command(subcommand)]
+    User(UserCommand),
     /// Serve the local web console and REST API (loopback by default).
     Serve {
         /// Address and port to listen on.
@@ -200,6 +203,17 @@ struct VerifyBundleArgs {
     /// JSON output.
     #[arg(long)]
     json: bool,
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Users, roles and state.
+    List,
+    /// A new one-time secret for a user (enables them; they choose a password at sign-in). Audited.
+    Reset {
+        /// User name.
+        name: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -380,6 +394,41 @@ fn run(cli: Cli) -> Result<ExitStatus> {
                     "console user 'admin', one-time secret (shown once, change it at first sign-in): {secret}"
                 )?;
             }
+        }
+        Command::User(UserCommand::List) => {
+            let site = open(&cli.data)?;
+            for (_, v) in
+                appliance::store::MetaStore::scan(&site.store, appliance::store::Tree::Users, b"")?
+            {
+                let u: appliance::web::auth::User = serde_json::from_slice(&v)?;
+                let state = match (u.disabled, u.must_change) {
+                    (true, _) => "disabled",
+                    (false, true) => "one-time secret not used yet",
+                    (false, false) => "active",
+                };
+                writeln!(out, "{:<24} {:<16} {}", u.name, u.role.name(), state)?;
+            }
+        }
+        Command::User(UserCommand::Reset { name }) => {
+            let site = open(&cli.data)?;
+            let mut u = appliance::web::auth::user(&site.store, &name)?
+                .with_context(|| format!("no console user '{name}'"))?;
+            let mut batch = appliance::store::Batch::default();
+            let secret = appliance::web::auth::reset_secret(&site.store, &mut u, &mut batch)
+                .map_err(|e| anyhow::anyhow!(e.message))?;
+            let mut audit = appliance::audit::AuditWriter::new(&site.store, &site.profile)?;
+            audit.append(
+                &mut batch,
+                &now()?.to_string(),
+                "user-changed",
+                &actor(),
+                serde_json::json!({"user": name, "action": "reset", "role": u.role.name()}),
+            );
+            appliance::store::MetaStore::apply(&site.store, batch)?;
+            writeln!(
+                out,
+                "user '{name}': one-time secret (shown once, change it at first sign-in): {secret}"
+            )?;
         }
         Command::Serve { listen, workers } => {
             let site = open(&cli.data)?;

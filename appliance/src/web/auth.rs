@@ -710,6 +710,22 @@ pub async fn logout(state: State, req: HttpRequest) -> Result<HttpResponse, WebE
         .finish())
 }
 
+/// A new one-time secret for a user: enables them, requires a new password, ends their sessions (the writes go
+/// into `batch`). Returns the secret, to be shown once.
+pub fn reset_secret(
+    store: &impl MetaStore,
+    user: &mut User,
+    batch: &mut Batch,
+) -> Result<String, WebError> {
+    let secret = random_secret()?;
+    user.hash = hash_password(&secret)?;
+    user.must_change = true;
+    user.disabled = false;
+    end_sessions(store, &user.name, batch)?;
+    batch.put_json(Tree::Users, user.name.as_bytes(), &*user);
+    Ok(secret)
+}
+
 /// Ends every session of a user (disabled, password reset).
 pub fn end_sessions(
     store: &impl MetaStore,

@@ -159,10 +159,7 @@ fn update(
         }
         "enable" => u.disabled = false,
         "reset" => {
-            let s = auth::random_secret()?;
-            u.hash = auth::hash_password(&s)?;
-            u.must_change = true;
-            auth::end_sessions(&state.site().store, name, &mut b)?;
+            let s = auth::reset_secret(&state.site().store, &mut u, &mut b)?;
             secret = Some(Secret {
                 user: name.to_owned(),
                 secret: s,
