@@ -650,12 +650,10 @@ pub async fn login(
     {
         let site = state.site();
         let mut b = Batch::default();
-        // Expired sessions of this user are dropped when they sign in again.
+        // Expired sessions (anyone's) are dropped whenever someone signs in.
         for (k, v) in site.store.scan(Tree::Sessions, b"")? {
-            if let Ok(s) = serde_json::from_slice::<Session>(&v) {
-                if s.user == u.name && s.expires <= now {
-                    b.remove(Tree::Sessions, k);
-                }
+            if serde_json::from_slice::<Session>(&v).map_or(true, |s| s.expires <= now) {
+                b.remove(Tree::Sessions, k);
             }
         }
         b.put_json(Tree::Sessions, sha256_hex(token.as_bytes()), &session);

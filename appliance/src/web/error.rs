@@ -20,6 +20,8 @@ pub struct WebError {
     pub message: String,
     /// Where a page error should send the browser instead (sign-in).
     pub redirect: Option<String>,
+    /// The cause of an internal error: logged with the request id by the guard, never sent.
+    pub cause: Option<String>,
 }
 
 impl std::fmt::Display for WebError {
@@ -36,6 +38,7 @@ impl WebError {
             code,
             message: message.into(),
             redirect: None,
+            cause: None,
         }
     }
     /// 400.
@@ -50,14 +53,15 @@ impl WebError {
     pub fn forbidden(code: &'static str, message: impl Into<String>) -> WebError {
         WebError::new(StatusCode::FORBIDDEN, code, message)
     }
-    /// 500: the message is logged, the client sees only that something failed.
+    /// 500: the cause is logged with the request id, the client sees only that something failed.
     pub fn internal(cause: impl std::fmt::Display) -> WebError {
-        tracing::error!(error = %cause, "internal error");
-        WebError::new(
+        let mut e = WebError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "internal",
-            "internal error; the appliance log has the cause",
-        )
+            "internal error; the appliance log has the cause (see X-Request-Id)",
+        );
+        e.cause = Some(cause.to_string());
+        e
     }
 }
 
@@ -120,10 +124,23 @@ impl From<actix_web::error::BlockingError> for WebError {
 #[derive(Template)]
 #[template(path = "error.html")]
 struct ErrorPage<'a> {
+    c: super::Chrome,
     status: u16,
     reason: &'a str,
     code: &'a str,
     message: &'a str,
+    back: Option<String>,
+}
+
+/// The page the browser came from, when it is a page of this console (a form to go back to).
+fn back_link(req: &actix_web::HttpRequest) -> Option<String> {
+    let referer = req.headers().get(header::REFERER)?.to_str().ok()?;
+    let host = req.connection_info().host().to_owned();
+    let path = referer
+        .strip_prefix("http://")
+        .or_else(|| referer.strip_prefix("https://"))?
+        .strip_prefix(host.as_str())?;
+    (path.starts_with('/') && !path.starts_with("//")).then(|| path.to_owned())
 }
 
 /// The strict headers every response carries. No inline script or style is allowed anywhere.
@@ -140,7 +157,15 @@ pub fn finish(res: ServiceResponse, html: bool, request_id: u64) -> ServiceRespo
                     .insert_header((header::LOCATION, to.as_str()))
                     .finish(),
                 None => {
+                    let req = res.request();
+                    let chrome = match (req.app_data::<super::State>(), super::principal(req)) {
+                        (Some(state), Some(who)) => super::Chrome::of(state, &who),
+                        (Some(state), None) => super::Chrome::anonymous(state),
+                        _ => super::Chrome::default(),
+                    };
                     let page = ErrorPage {
+                        c: chrome,
+                        back: back_link(req),
                         status: e.status.as_u16(),
                         reason: e.status.canonical_reason().unwrap_or(""),
                         code: e.code,

@@ -165,13 +165,28 @@ async fn guard(
             ServiceResponse::new(http, actix_web::ResponseError::error_response(&e))
         }
     };
+    let cause = res
+        .response()
+        .extensions()
+        .get::<WebError>()
+        .and_then(|e| e.cause.clone());
     let res = error::finish(res, html, request_id);
     let status = res.status().as_u16();
-    state
-        .metrics
-        .record(req_method(&res), label, status, started.elapsed());
-    if status >= 500 {
-        tracing::warn!(request_id, route = label, status, "request failed");
+    let took = started.elapsed();
+    let method = req_method(&res);
+    state.metrics.record(method, label, status, took);
+    match cause {
+        Some(cause) => {
+            tracing::error!(request_id, method, route = label, status, %cause, "request failed")
+        }
+        None => tracing::info!(
+            request_id,
+            method,
+            route = label,
+            status,
+            ms = took.as_secs_f64() * 1e3,
+            "request"
+        ),
     }
     Ok(res)
 }
