@@ -3,24 +3,38 @@
 
 SHELL := /bin/bash
 CARGO ?= cargo
-# Build: C parts (ring, zstd), libssl headers. Run: the GOST engine. Tests: the openssl, zstd and unshare
-# CLIs, a real OCI registry (docker-registry) and skopeo to push test images into it.
-APT_PACKAGES := build-essential pkg-config libssl-dev openssl libengine-gost-openssl ca-certificates zstd util-linux \
-                docker-registry skopeo chromium chromium-driver
+# Build: C parts (ring, zstd), libssl headers. Run: the GOST engine. Tests also need the openssl, zstd and
+# unshare CLIs, a real OCI registry (docker-registry) and skopeo to push test images into it, and headless
+# Chromium with chromedriver for the console's browser tests; `make run` does not install those. The
+# console benchmark needs wrk.
+APT_PACKAGES := build-essential pkg-config libssl-dev openssl libengine-gost-openssl ca-certificates
+TEST_PACKAGES := zstd util-linux docker-registry skopeo chromium chromium-driver
+BENCH_PACKAGES := zstd wrk
 
-.PHONY: deps test run bench fmt lint
+.PHONY: deps test-deps bench-deps test run bench fmt lint
 
-deps:
-	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+# Installs the Debian packages named in $(1) that are missing.
+define apt_install
+	@missing=""; for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "make: installing Debian packages:$$missing"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
+endef
+
+deps:
+	$(call apt_install,$(APT_PACKAGES))
 	@command -v $(CARGO) >/dev/null || { echo "make: cargo not found; install the Rust toolchain (rustup) first"; exit 2; }
 	@$(CARGO) fmt --version >/dev/null 2>&1 || rustup component add rustfmt
 	@$(CARGO) clippy --version >/dev/null 2>&1 || rustup component add clippy
 
-test: deps
+test-deps: deps
+	$(call apt_install,$(TEST_PACKAGES))
+
+bench-deps: deps
+	$(call apt_install,$(BENCH_PACKAGES))
+
+test: test-deps
 	@# The SBOM schema tests validate with Python's jsonschema (no Rust validator to build).
 	@python3 -c 'import jsonschema' 2>/dev/null || python3 -m pip install --quiet jsonschema
 	$(CARGO) fmt --all --check
@@ -44,16 +58,8 @@ run: deps
 	@echo "make: console at http://$(LISTEN)/ (user admin, the one-time secret above)"
 	./target/release/stella serve --listen $(LISTEN)
 
-# Benchmarks print tables next to standard tools measured in the same run (docs/bench.md). The console
-# benchmark drives the server with wrk.
-BENCH_PACKAGES := wrk
-
-bench: deps
-	@missing=""; for p in $(BENCH_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
-	if [ -n "$$missing" ]; then \
-	  echo "make: installing Debian packages:$$missing"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
-	fi
+# Benchmarks print tables next to standard tools measured in the same run (docs/bench.md).
+bench: bench-deps
 	$(CARGO) build --release --bins
 	./target/release/stella-kit bench crypto
 	./target/release/stella-kit bench kit
