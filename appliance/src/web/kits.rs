@@ -94,6 +94,36 @@ fn safe_name(name: &str, n: usize) -> String {
     }
 }
 
+fn too_big() -> WebError {
+    WebError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "upload-too-large",
+        format!("uploads are limited to {MAX_UPLOAD} bytes"),
+    )
+}
+
+/// Streams one uploaded file to `path` (fsynced), counting toward the upload's `total`.
+async fn spool<S, E>(
+    stream: &mut S,
+    path: &std::path::Path,
+    total: &mut u64,
+) -> Result<(), WebError>
+where
+    S: futures_util::Stream<Item = Result<web::Bytes, E>> + Unpin,
+    E: std::fmt::Display,
+{
+    let mut out = std::fs::File::create(path).map_err(WebError::internal)?;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| WebError::bad_request("bad-upload", e.to_string()))?;
+        *total += chunk.len() as u64;
+        if *total > MAX_UPLOAD {
+            return Err(too_big());
+        }
+        out.write_all(&chunk).map_err(WebError::internal)?;
+    }
+    out.sync_all().map_err(WebError::internal)
+}
+
 /// Spools an upload into a fresh directory under the data directory: a multipart form with one or more
 /// `kit` files (and an optional `reason` to force a replay), or a raw body as one kit file.
 async fn receive(
@@ -113,13 +143,6 @@ async fn receive(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("multipart/form-data"));
-    let too_big = || {
-        WebError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "upload-too-large",
-            format!("uploads are limited to {MAX_UPLOAD} bytes"),
-        )
-    };
     let bad = |e: &dyn std::fmt::Display| WebError::bad_request("bad-upload", e.to_string());
     if multipart {
         let mut form = Multipart::new(req.headers(), body);
@@ -146,20 +169,13 @@ async fn receive(
                             format!("file '{file}' was given twice"),
                         ));
                     }
-                    let mut out = std::fs::File::create(&path).map_err(WebError::internal)?;
-                    while let Some(chunk) = field.next().await {
-                        let chunk = chunk.map_err(|e| bad(&e))?;
-                        total += chunk.len() as u64;
-                        if total > MAX_UPLOAD {
-                            return Err(too_big());
-                        }
-                        out.write_all(&chunk).map_err(WebError::internal)?;
-                    }
-                    out.sync_all().map_err(WebError::internal)?;
+                    spool(&mut field, &path, &mut total).await?;
                     paths.push(path);
                 }
                 "reason" => {
-                    let bytes = field.bytes(4096).await.map_err(|_| too_big())?;
+                    let bytes = field.bytes(4096).await.map_err(|_| {
+                        WebError::bad_request("bad-upload", "the reason is limited to 4096 bytes")
+                    })?;
                     let text = String::from_utf8_lossy(&bytes.map_err(|e| bad(&e))?)
                         .trim()
                         .to_owned();
@@ -176,17 +192,8 @@ async fn receive(
             .and_then(|v| v.to_str().ok())
             .unwrap_or("upload.kit");
         let path = dir.path().join(safe_name(name, 0));
-        let mut out = std::fs::File::create(&path).map_err(WebError::internal)?;
         let mut total = 0u64;
-        while let Some(chunk) = body.next().await {
-            let chunk = chunk.map_err(|e| bad(&e))?;
-            total += chunk.len() as u64;
-            if total > MAX_UPLOAD {
-                return Err(too_big());
-            }
-            out.write_all(&chunk).map_err(WebError::internal)?;
-        }
-        out.sync_all().map_err(WebError::internal)?;
+        spool(&mut body, &path, &mut total).await?;
         if total > 0 {
             paths.push(path);
         }

@@ -319,37 +319,14 @@ fn change_password(state: &State, who: &Principal, p: &PasswordChange) -> Result
     )
 }
 
-/// A token as listed (no secret).
-#[derive(Debug, Serialize)]
-pub struct TokenView {
-    /// Public id.
-    pub id: String,
-    /// Name.
-    pub name: String,
-    /// Owner.
-    pub user: String,
-    /// Role.
-    pub role: Role,
-    /// Created.
-    pub created: String,
-    /// Expiry (Unix seconds).
-    pub expires: Option<i64>,
-}
-
-fn tokens(state: &State, who: &Principal) -> Result<Vec<TokenView>, WebError> {
+/// The caller's tokens (every token for an admin). A stored token holds no secret, only its hash as key.
+fn tokens(state: &State, who: &Principal) -> Result<Vec<ApiToken>, WebError> {
     let site = state.site();
     let mut out = Vec::new();
     for (_, v) in site.store.scan(Tree::Tokens, b"")? {
         let t: ApiToken = serde_json::from_slice(&v).map_err(WebError::internal)?;
         if t.user == who.user || who.role == Role::Admin {
-            out.push(TokenView {
-                id: t.id,
-                name: t.name,
-                user: t.user,
-                role: t.role,
-                created: t.created,
-                expires: t.expires,
-            });
+            out.push(t);
         }
     }
     out.sort_by(|a, b| a.created.cmp(&b.created));
@@ -478,7 +455,7 @@ fn revoke_token(state: &State, who: &Principal, id: &str) -> Result<(), WebError
 #[template(path = "account.html")]
 struct AccountPage {
     c: Chrome,
-    tokens: Vec<TokenView>,
+    tokens: Vec<ApiToken>,
     created: Option<CreatedToken>,
     message: Option<String>,
     roles: Vec<&'static str>,
