@@ -49,6 +49,17 @@ pub fn classify(err: &anyhow::Error) -> ExitStatus {
         if let Some(e) = cause.downcast_ref::<crate::read::KitError>() {
             return e.exit_status();
         }
+        // A registry whose TLS certificate fails its check: a failed verification, like a signer's.
+        let registry = cause
+            .downcast_ref::<crate::registry::RegistryError>()
+            .or_else(|| {
+                cause
+                    .downcast_ref::<Box<crate::registry::RegistryError>>()
+                    .map(|b| &**b)
+            });
+        if let Some(crate::registry::RegistryError::Certificate { .. }) = registry {
+            return ExitStatus::VerificationFailed;
+        }
         // A build refused for its inputs (a broken feed, a name given twice) is a usage error.
         if cause.downcast_ref::<crate::build::BuildError>().is_some() {
             return ExitStatus::Usage;

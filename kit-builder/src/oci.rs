@@ -21,6 +21,10 @@ pub struct ImageError {
     pub input: String,
     /// What is wrong.
     pub reason: String,
+    /// The registry's error, for a pull that failed (kept so callers can tell an untrusted certificate
+    /// from a missing image).
+    #[source]
+    pub registry: Option<Box<RegistryError>>,
 }
 
 const MANIFEST_OCI: &str = "application/vnd.oci.image.manifest.v1+json";
@@ -52,6 +56,12 @@ pub struct Images {
 pub struct Staging {
     dir: Option<tempfile::TempDir>,
     pulls: usize,
+}
+
+/// Why a pull failed: the registry's error, or a problem with what it served.
+enum Pulling {
+    Registry(RegistryError),
+    Other(String),
 }
 
 /// Where a layout came from, for its image records.
@@ -113,11 +123,18 @@ impl Images {
     /// images (the appliance) do not link the network client at all.
     pub fn pull(&mut self, spec: &str) -> Result<(), ImageError> {
         let reference = spec.strip_prefix("registry:").unwrap_or(spec);
-        self.add_registry(spec, reference)
-            .map_err(|reason| ImageError {
+        self.add_registry(spec, reference).map_err(|e| match e {
+            Pulling::Registry(e) => ImageError {
+                input: spec.to_owned(),
+                reason: e.to_string(),
+                registry: Some(Box::new(e)),
+            },
+            Pulling::Other(reason) => ImageError {
                 input: spec.to_owned(),
                 reason,
-            })
+                registry: None,
+            },
+        })
     }
 
     /// Adds a local input: `oci-layout:DIR`, `docker-archive:FILE`, or a plain path whose kind is
@@ -126,6 +143,7 @@ impl Images {
         let err = |reason: String| ImageError {
             input: spec.to_owned(),
             reason,
+            registry: None,
         };
         if spec.starts_with("registry:") {
             return Err(err(
@@ -154,11 +172,11 @@ impl Images {
 
     /// Pulls an image by digest into the staging directory, then reads it as a layout (which checks
     /// every digest a second time, from the files that will be carried).
-    fn add_registry(&mut self, spec: &str, reference: &str) -> Result<(), String> {
+    fn add_registry(&mut self, spec: &str, reference: &str) -> Result<(), Pulling> {
         let reference = Reference::parse(reference).map_err(|e| match e {
             // The input is named already by the image error around this one.
-            RegistryError::BadReference { reason, .. } => reason,
-            e => e.to_string(),
+            RegistryError::BadReference { reason, .. } => Pulling::Other(reason),
+            e => Pulling::Registry(e),
         })?;
         // One directory for the build ($TMPDIR decides where), one layout in it per pull.
         let root = match &self.staging.dir {
@@ -167,7 +185,9 @@ impl Images {
                 let t = tempfile::Builder::new()
                     .prefix("stella-kit-pull-")
                     .tempdir()
-                    .map_err(|e| format!("cannot create a temporary directory: {e}"))?;
+                    .map_err(|e| {
+                        Pulling::Other(format!("cannot create a temporary directory: {e}"))
+                    })?;
                 let p = t.path().to_owned();
                 self.staging.dir = Some(t);
                 p
@@ -175,8 +195,9 @@ impl Images {
         };
         self.staging.pulls += 1;
         let dir = root.join(self.staging.pulls.to_string());
-        crate::registry::pull(&reference, &self.registry, &dir).map_err(|e| e.to_string())?;
+        crate::registry::pull(&reference, &self.registry, &dir).map_err(Pulling::Registry)?;
         self.add_layout(spec, &dir, &Origin::Registry(&reference))
+            .map_err(Pulling::Other)
     }
 
     fn add_layout(&mut self, spec: &str, dir: &Path, origin: &Origin<'_>) -> Result<(), String> {

@@ -44,7 +44,8 @@ pub const ENV_PASSWORD: &str = "STELLA_REGISTRY_PASSWORD";
 /// How to reach registries.
 #[derive(Debug, Clone, Default)]
 pub struct RegistryOptions {
-    /// Registries (`HOST` or `HOST:PORT`) reached over plain HTTP. Loopback hosts always are.
+    /// Registries (`HOST` or `HOST:PORT`) reached over plain HTTP. Loopback hosts are tried over HTTPS
+    /// first and reached over plain HTTP when their port does not speak TLS.
     pub insecure: Vec<String>,
     /// A PEM file of CA certificates that replaces the built-in (Mozilla) roots for HTTPS registries.
     pub ca_file: Option<PathBuf>,
@@ -191,20 +192,27 @@ impl Reference {
                 .is_ok_and(|ip| ip.is_loopback())
     }
 
-    /// The base URL of the registry's API: plain HTTP for loopback and listed insecure registries.
-    fn base_url(&self, opts: &RegistryOptions) -> String {
-        let insecure = self.is_loopback()
-            || opts
-                .insecure
-                .iter()
-                .any(|i| i == &self.host || i == self.hostname());
-        let scheme = if insecure { "http" } else { "https" };
+    /// The base URL of the registry's API, and the plain-HTTP one to fall back to if the first does not
+    /// speak TLS. Listed insecure registries: plain HTTP. Loopback: HTTPS (checked like any other), or
+    /// plain HTTP when the port answers a TLS handshake with something that is not TLS; a certificate
+    /// that fails its check never falls back. Everything else: HTTPS only.
+    fn base_urls(&self, opts: &RegistryOptions) -> (String, Option<String>) {
         // Docker Hub's API does not live at the name people write.
         let host = match self.host.as_str() {
             "docker.io" | "index.docker.io" => "registry-1.docker.io",
             h => h,
         };
-        format!("{scheme}://{host}")
+        if opts
+            .insecure
+            .iter()
+            .any(|i| i == &self.host || i == self.hostname())
+        {
+            (format!("http://{host}"), None)
+        } else if self.is_loopback() {
+            (format!("https://{host}"), Some(format!("http://{host}")))
+        } else {
+            (format!("https://{host}"), None)
+        }
     }
 
     /// The repository path the API expects (Docker Hub puts official images under `library/`).
@@ -261,6 +269,14 @@ pub enum RegistryError {
         status: u16,
         /// What the status means, with the registry's error code if it sent one.
         detail: String,
+    },
+    /// The registry's TLS certificate failed its check (unknown CA, another name, expired).
+    #[error("registry {registry}: TLS certificate not trusted: {reason} (give the CA that signed it with --registry-ca FILE.pem)")]
+    Certificate {
+        /// Registry host.
+        registry: String,
+        /// What the check found.
+        reason: String,
     },
     /// The connection failed (DNS, TCP, TLS, timeout, redirect loop).
     #[error("registry {registry}: repository {repo}: {what} {digest}: {source}")]
@@ -339,6 +355,9 @@ pub struct Pulled {
 struct Client<'a> {
     agent: ureq::Agent,
     base: String,
+    /// The plain-HTTP base to try if the first request finds no TLS (loopback only); dropped once the
+    /// registry has answered.
+    fallback: Option<String>,
     api_repo: String,
     reference: &'a Reference,
     opts: &'a RegistryOptions,
@@ -529,9 +548,11 @@ impl<'a> Client<'a> {
             // A proxy from the environment cannot reach this machine's loopback registry.
             config = config.proxy(None);
         }
+        let (base, fallback) = reference.base_urls(opts);
         Ok(Client {
             agent: config.build().new_agent(),
-            base: reference.base_url(opts),
+            base,
+            fallback,
             api_repo: reference.api_repo(),
             reference,
             opts,
@@ -550,6 +571,12 @@ impl<'a> Client<'a> {
     }
 
     fn transport(&self, what: &'static str, digest: &str, source: ureq::Error) -> RegistryError {
+        if let Some(reason) = certificate_problem(&source) {
+            return RegistryError::Certificate {
+                registry: self.reference.host.clone(),
+                reason,
+            };
+        }
         RegistryError::Transport {
             registry: self.reference.host.clone(),
             repo: self.reference.repo.clone(),
@@ -613,9 +640,9 @@ impl<'a> Client<'a> {
         path: &str,
         accept: Option<&str>,
     ) -> Result<ureq::http::Response<ureq::Body>, RegistryError> {
-        let url = format!("{}/v2/{}/{path}", self.base, self.api_repo);
         let mut retried = false;
         loop {
+            let url = format!("{}/v2/{}/{path}", self.base, self.api_repo);
             let mut req = self.agent.get(&url);
             if let Some(a) = accept {
                 req = req.header("Accept", a);
@@ -623,7 +650,19 @@ impl<'a> Client<'a> {
             if let Some(auth) = &self.auth {
                 req = req.header("Authorization", auth.as_str());
             }
-            let mut resp = req.call().map_err(|e| self.transport(what, digest, e))?;
+            let mut resp = match req.call() {
+                Ok(r) => r,
+                Err(e) if self.fallback.is_some() && not_tls(&e) => {
+                    tracing::info!(registry = %self.reference.host, "no TLS on this loopback port; using plain HTTP");
+                    if let Some(http) = self.fallback.take() {
+                        self.base = http;
+                    }
+                    continue;
+                }
+                Err(e) => return Err(self.transport(what, digest, e)),
+            };
+            // The registry answered: its scheme is settled.
+            self.fallback = None;
             if resp.status() == 401 && !retried {
                 retried = true;
                 let challenge = resp
@@ -844,6 +883,54 @@ impl<'a> Client<'a> {
     }
 }
 
+/// The rustls error behind a ureq error, if any (handshake failures arrive wrapped in an I/O error).
+fn rustls_error(e: &ureq::Error) -> Option<&rustls::Error> {
+    match e {
+        ureq::Error::Rustls(r) => Some(r),
+        ureq::Error::Io(io) => io.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()),
+        _ => None,
+    }
+}
+
+/// Why the server's certificate was refused, if that is what failed.
+fn certificate_problem(e: &ureq::Error) -> Option<String> {
+    match rustls_error(e)? {
+        rustls::Error::InvalidCertificate(c) => Some(match c {
+            rustls::CertificateError::UnknownIssuer => {
+                "it is not signed by a trusted CA (unknown issuer)".to_owned()
+            }
+            rustls::CertificateError::BadSignature => {
+                "it is not signed by a trusted CA (a CA of the same name, another key)".to_owned()
+            }
+            rustls::CertificateError::NotValidForName
+            | rustls::CertificateError::NotValidForNameContext { .. } => {
+                "it is not valid for this host name or address".to_owned()
+            }
+            rustls::CertificateError::Expired | rustls::CertificateError::ExpiredContext { .. } => {
+                "it has expired".to_owned()
+            }
+            other => format!("{other:?}"),
+        }),
+        rustls::Error::NoCertificatesPresented => Some("the server presented none".to_owned()),
+        _ => None,
+    }
+}
+
+/// Whether a TLS handshake failed because the other end does not speak TLS: it answered with something
+/// that is not a TLS record (a plain HTTP server's "400 Bad Request"), or hung up.
+fn not_tls(e: &ureq::Error) -> bool {
+    match rustls_error(e) {
+        Some(rustls::Error::InvalidMessage(_)) => true,
+        Some(_) => false,
+        None => matches!(e, ureq::Error::Io(io) if matches!(
+            io.kind(),
+            std::io::ErrorKind::UnexpectedEof
+                | std::io::ErrorKind::ConnectionReset
+                | std::io::ErrorKind::ConnectionAborted
+        )),
+    }
+}
+
 /// Splits `Bearer realm="…",service="…",scope="…"` into its scheme and parameters.
 fn parse_challenge(c: &str) -> (String, Vec<(String, String)>) {
     let c = c.trim();
@@ -902,26 +989,33 @@ mod tests {
         assert_eq!(r.repo, "test/img");
         assert_eq!(r.digest, D);
         assert!(r.is_loopback());
+        // Loopback: HTTPS first, plain HTTP if the port does not speak TLS.
         assert_eq!(
-            r.base_url(&RegistryOptions::default()),
-            "http://127.0.0.1:5000"
+            r.base_urls(&RegistryOptions::default()),
+            (
+                "https://127.0.0.1:5000".to_owned(),
+                Some("http://127.0.0.1:5000".to_owned())
+            )
         );
         let r = Reference::parse(&format!("registry.example.com/a/b-c@{D}")).unwrap();
         assert_eq!(
-            r.base_url(&RegistryOptions::default()),
-            "https://registry.example.com"
+            r.base_urls(&RegistryOptions::default()),
+            ("https://registry.example.com".to_owned(), None)
         );
         let opts = RegistryOptions {
             insecure: vec!["registry.example.com".into()],
             ..Default::default()
         };
-        assert_eq!(r.base_url(&opts), "http://registry.example.com");
+        assert_eq!(
+            r.base_urls(&opts),
+            ("http://registry.example.com".to_owned(), None)
+        );
         let r = Reference::parse(&format!("[::1]:5000/x@{D}")).unwrap();
         assert!(r.is_loopback());
         let r = Reference::parse(&format!("docker.io/alpine@{D}")).unwrap();
         assert_eq!(r.api_repo(), "library/alpine");
         assert_eq!(
-            r.base_url(&RegistryOptions::default()),
+            r.base_urls(&RegistryOptions::default()).0,
             "https://registry-1.docker.io"
         );
     }
@@ -987,6 +1081,17 @@ mod tests {
             for stream in listener.incoming() {
                 let Ok(mut stream) = stream else { return };
                 let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
+                // A TLS handshake (the client tries HTTPS first on loopback): answer like a plain HTTP
+                // server does.
+                if reader
+                    .fill_buf()
+                    .map(|b| b.first() == Some(&0x16))
+                    .unwrap_or(true)
+                {
+                    let _ =
+                        stream.write_all(b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n");
+                    continue;
+                }
                 let mut first = String::new();
                 reader.read_line(&mut first).unwrap();
                 let path = first.split(' ').nth(1).unwrap_or_default().to_owned();

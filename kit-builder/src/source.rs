@@ -39,6 +39,20 @@ impl Source {
         })
     }
 
+    /// The number of bytes the source holds now (a file's current length).
+    pub fn len(&self) -> io::Result<u64> {
+        Ok(match self {
+            Source::Path(p) => std::fs::metadata(p)?.len(),
+            Source::Slice { len, .. } => *len,
+            Source::Memory(b) => b.len() as u64,
+        })
+    }
+
+    /// Whether the source holds no byte.
+    pub fn is_empty(&self) -> io::Result<bool> {
+        self.len().map(|n| n == 0)
+    }
+
     /// Reads everything (for small inputs only).
     pub fn read_all(&self) -> io::Result<Vec<u8>> {
         let mut buf = Vec::new();

@@ -50,13 +50,23 @@ pub struct VolumeIndex {
 /// The smallest volume size accepted (avoids a million-file kit by mistake).
 pub const MIN_VOLUME_SIZE: u64 = 1 << 20;
 
+/// The output file being written.
+struct Current {
+    file: tempfile::NamedTempFile,
+    hasher: Option<MultiHasher>,
+    size: u64,
+    writeback: crate::files::Writeback,
+}
+
 /// Writes the kit stream to one file or to volumes, atomically.
 pub struct VolumeWriter {
     out: PathBuf,
     dir: PathBuf,
     volume_size: Option<u64>,
     by_alg: BTreeMap<DigestAlg, Profile>,
-    current: Option<(tempfile::NamedTempFile, MultiHasher, u64)>,
+    /// The file being written, its hasher (volumes only: a single kit file needs no digest of its own),
+    /// its size so far and its background writeback.
+    current: Option<Current>,
     done: Vec<(tempfile::NamedTempFile, Digests, u64)>,
     written: u64,
 }
@@ -100,9 +110,13 @@ impl VolumeWriter {
     }
 
     fn roll(&mut self) -> io::Result<()> {
-        if let Some((f, h, n)) = self.current.take() {
-            let d = h.finish().map_err(|e| io::Error::other(e.to_string()))?;
-            self.done.push((f, d, n));
+        if let Some(c) = self.current.take() {
+            c.writeback.finish();
+            let d = match c.hasher {
+                Some(h) => h.finish().map_err(|e| io::Error::other(e.to_string()))?,
+                None => Digests::new(),
+            };
+            self.done.push((c.file, d, c.size));
         }
         Ok(())
     }
@@ -118,9 +132,20 @@ impl VolumeWriter {
                 f.as_file()
                     .set_permissions(std::fs::Permissions::from_mode(0o644))?;
             }
-            let h = MultiHasher::new(&self.by_alg, false)
-                .map_err(|e| io::Error::other(e.to_string()))?;
-            self.current = Some((f, h, 0));
+            let hasher = match self.volume_size {
+                Some(_) => Some(
+                    MultiHasher::new(&self.by_alg, false)
+                        .map_err(|e| io::Error::other(e.to_string()))?,
+                ),
+                None => None,
+            };
+            let writeback = crate::files::Writeback::new(f.as_file())?;
+            self.current = Some(Current {
+                file: f,
+                hasher,
+                size: 0,
+                writeback,
+            });
         }
         Ok(())
     }
@@ -204,16 +229,19 @@ impl Write for VolumeWriter {
         }
         self.open_current()?;
         let room = match (self.volume_size, &self.current) {
-            (Some(v), Some((_, _, n))) => (v - *n) as usize,
+            (Some(v), Some(c)) => usize::try_from(v - c.size).unwrap_or(usize::MAX),
             _ => buf.len(),
         };
         let take = buf.len().min(room);
-        if let Some((f, h, n)) = self.current.as_mut() {
-            f.write_all(&buf[..take])?;
-            h.write_all(&buf[..take])?;
-            *n += take as u64;
+        if let Some(c) = self.current.as_mut() {
+            c.file.write_all(&buf[..take])?;
+            if let Some(h) = c.hasher.as_mut() {
+                h.write_all(&buf[..take])?;
+            }
+            c.size += take as u64;
+            c.writeback.wrote(take as u64);
             self.written += take as u64;
-            if Some(*n) == self.volume_size {
+            if Some(c.size) == self.volume_size {
                 self.roll()?;
             }
         }

@@ -6,7 +6,7 @@
 use serde_json::Value;
 use std::fs;
 use std::path::{Path, PathBuf};
-use stella_tests::registry::{have, Registry};
+use stella_tests::registry::{have, Registry, TestPki};
 use stella_tests::{corpus, gen_key, kit, run_env, tool, Run, AT, EPOCH};
 
 /// The registry and skopeo, or None after printing why the test is skipped.
@@ -346,5 +346,132 @@ fn refuses_tags_unknown_digests_and_unreachable_registries() {
         &format!("registry 127.0.0.1:{port}: repository test/multi"),
     );
     assert!(!d.join("x.kit").exists());
+    drop(reg);
+}
+
+/// Pushes an OCI layout to an HTTPS registry, trusting its CA through a skopeo certificate directory.
+fn push_tls(d: &Path, src: &str, reg: &Registry, ca: &Path, dest: &str) -> String {
+    let certs = d.join("skopeo-certs");
+    fs::create_dir_all(&certs).unwrap();
+    fs::copy(ca, certs.join("ca.crt")).unwrap();
+    let digestfile = d.join("pushed.digest");
+    tool(
+        "skopeo",
+        d,
+        &[
+            "copy",
+            "--dest-cert-dir",
+            certs.to_str().unwrap(),
+            "--preserve-digests",
+            "--all",
+            "--digestfile",
+            digestfile.to_str().unwrap(),
+            src,
+            &format!("docker://{}/{dest}", reg.addr),
+        ],
+    )
+    .ok();
+    fs::read_to_string(digestfile).unwrap().trim().to_owned()
+}
+
+/// A registry on 127.0.0.1 serving HTTPS with a certificate from a test CA: pulled with `--registry-ca`
+/// (flag or kit.toml key); without it, or with another CA, the build fails on the certificate (exit 1).
+#[test]
+fn https_registry_needs_its_ca() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    if !have("skopeo") || !have("openssl") {
+        eprintln!("skipping: skopeo or openssl not installed");
+        return;
+    }
+    let pki = TestPki::new(&d.join("pki"));
+    let other = TestPki::new(&d.join("other-pki"));
+    let Some(reg) = Registry::start_tls(d, &pki) else {
+        return;
+    };
+    gen_key(d, "fips", None, "site");
+    let (layout, index, manifests) = multi_platform_layout(d);
+    let pushed = push_tls(
+        d,
+        &format!("oci:{}:multi", layout.display()),
+        &reg,
+        &pki.ca,
+        "test/tls",
+    );
+    assert_eq!(pushed, index, "skopeo changed the index digest");
+    let spec = format!("registry:{}/test/tls@{index}", reg.addr);
+    let with_ca = |ca: &Path, out: &str| {
+        kit_tmp(
+            d,
+            &[
+                "build",
+                "--channel",
+                "images",
+                "--quiet",
+                "--key",
+                "site.key.pem",
+                "--image",
+                &spec,
+                "--registry-ca",
+                ca.to_str().unwrap(),
+                "--out",
+                out,
+            ],
+        )
+    };
+
+    // The right CA: pulled over TLS, carried, and the kit verifies.
+    with_ca(&pki.ca, "tls.kit").ok();
+    kit(
+        d,
+        &["verify", "--at", AT, "--trust", "site.pub.pem", "tls.kit"],
+    )
+    .ok();
+    let (images, payloads) = images_of(d, "tls.kit");
+    assert_eq!(images.len(), 2, "{images:?}");
+    for m in &manifests {
+        assert!(payloads.contains(&blob_name(m)), "{m} not carried");
+    }
+
+    // No CA given: the built-in roots do not know the test CA. Never a silent fall back to plain HTTP.
+    let untrusted = format!(
+        "registry {}: TLS certificate not trusted: it is not signed by a trusted CA (unknown issuer) \
+         (give the CA that signed it with --registry-ca FILE.pem)",
+        reg.addr
+    );
+    build(d, &spec, "none.kit").fails(1, &untrusted);
+    // Another CA, of the same name but with another key: refused too.
+    with_ca(&other.ca, "other.kit").fails(
+        1,
+        &format!(
+            "registry {}: TLS certificate not trusted: it is not signed by a trusted CA (a CA of the \
+             same name, another key) (give the CA that signed it with --registry-ca FILE.pem)",
+            reg.addr
+        ),
+    );
+    // A CA file with no certificate in it is a usage error naming the file.
+    fs::write(d.join("empty.pem"), "not a certificate\n").unwrap();
+    with_ca(&d.join("empty.pem"), "empty.kit").fails(2, "empty.pem: no PEM certificate in it");
+    for k in ["none.kit", "other.kit", "empty.kit"] {
+        assert!(!d.join(k).exists(), "{k} written");
+    }
+
+    // The CA named in a kit.toml, relative to the file.
+    fs::create_dir_all(d.join("conf")).unwrap();
+    fs::copy(&pki.ca, d.join("conf/registry-ca.pem")).unwrap();
+    fs::write(
+        d.join("conf/kit.toml"),
+        format!(
+            "channel = \"images\"\nkeys = [\"../site.key.pem\"]\nimages = [\"{spec}\"]\n\
+             registry-ca = \"registry-ca.pem\"\nout = \"../toml.kit\"\n"
+        ),
+    )
+    .unwrap();
+    kit_tmp(d, &["build", "--quiet", "--config", "conf/kit.toml"]).ok();
+    kit(
+        d,
+        &["verify", "--at", AT, "--trust", "site.pub.pem", "toml.kit"],
+    )
+    .ok();
     drop(reg);
 }

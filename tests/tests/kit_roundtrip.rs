@@ -369,6 +369,113 @@ fn ed25519_rebuild_is_byte_identical() {
     }
 }
 
+/// Payloads of 1 MiB and more are compressed while they are hashed, straight into the kit (one read of
+/// each input); the kit is the one a two-pass build writes, and standard tools read it.
+fn check_single_read(profile: &str) {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    gen_key(d, profile, None, "site");
+    write_inputs(d);
+    fs::write(d.join("big1.bin"), noise(3 << 20, 21)).unwrap();
+    // The same bytes under another name: one tar entry for both payloads.
+    fs::write(d.join("big2.bin"), noise(3 << 20, 21)).unwrap();
+    fs::write(d.join("big3.bin"), noise(1 << 20, 22)).unwrap();
+    let mut args = INPUT_ARGS.to_vec();
+    args.extend([
+        "--file",
+        "big3.bin",
+        "--file",
+        "big2.bin",
+        "--file",
+        "big1.bin",
+        "--key",
+        "site.key.pem",
+        "--sequence",
+        "2",
+    ]);
+    let mut one = args.clone();
+    one.extend(["--out", "one.kit"]);
+    build(d, &one).ok();
+    let mut two = args.clone();
+    two.extend(["--two-pass", "--out", "two.kit"]);
+    build(d, &two).ok();
+    assert_eq!(tar_manifest(d, "one.kit"), tar_manifest(d, "two.kit"));
+    let list = tar_list(d, "one.kit");
+    assert_eq!(list, tar_list(d, "two.kit"));
+    // kit.json, kit.dsse.json, the two large entries (big1 = big2, big3) by name, then the small ones.
+    let json = inspect_json(d, &["one.kit"]);
+    let path = |name: &str| {
+        json["manifest"]["payloads"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .unwrap()["path"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    assert_eq!(path("files/big1.bin"), path("files/big2.bin"));
+    assert_eq!(list.len(), 2 + 2 + 5, "{list:?}");
+    assert_eq!(list[2], path("files/big1.bin"), "{list:?}");
+    assert_eq!(list[3], path("files/big3.bin"), "{list:?}");
+    for k in ["one.kit", "two.kit"] {
+        verify(d, &["--trust", "site.pub.pem", k]).ok();
+    }
+    fs::create_dir(d.join("x")).unwrap();
+    tool("tar", d, &["--zstd", "-xf", "one.kit", "-C", "x"]).ok();
+    assert!(
+        fs::read(d.join("x").join(path("files/big1.bin"))).unwrap()
+            == fs::read(d.join("big1.bin")).unwrap()
+    );
+    // No temporary or spill file is left next to the kits.
+    let hidden: Vec<String> = fs::read_dir(d)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.starts_with('.'))
+        .collect();
+    assert!(hidden.is_empty(), "{hidden:?}");
+}
+
+/// With Ed25519 the kit read once, the kit read twice and the concatenated volumes are the same bytes.
+#[test]
+fn ed25519_single_read_two_pass_and_volumes_are_the_same_bytes() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    gen_key(d, "fips", Some("ed25519"), "site");
+    write_inputs(d);
+    fs::write(d.join("big.bin"), noise(2560 << 10, 31)).unwrap();
+    fs::create_dir(d.join("vol")).unwrap();
+    let mut args = INPUT_ARGS.to_vec();
+    args.extend([
+        "--file",
+        "big.bin",
+        "--key",
+        "site.key.pem",
+        "--sequence",
+        "7",
+    ]);
+    for extra in [
+        &["--out", "one.kit"][..],
+        &["--two-pass", "--out", "two.kit"],
+        &["--volume-size", "1MiB", "--out", "vol/v.kit"],
+    ] {
+        let mut a = args.clone();
+        a.extend_from_slice(extra);
+        build(d, &a).ok();
+    }
+    let one = fs::read(d.join("one.kit")).unwrap();
+    assert!(
+        one == fs::read(d.join("two.kit")).unwrap(),
+        "one read and two passes differ"
+    );
+    let mut joined = Vec::new();
+    for v in volumes_in(&d.join("vol"), "v.kit") {
+        joined.extend(fs::read(d.join("vol").join(v)).unwrap());
+    }
+    assert!(one == joined, "the volumes do not concatenate to the kit");
+}
+
 fn check_delta(profile: &str) {
     let t = tempfile::tempdir().unwrap();
     let d = t.path();
@@ -700,6 +807,7 @@ macro_rules! per_profile {
             #[test] fn build_verify_inspect() { check_roundtrip($profile) }
             #[test] fn dual_profile_kit() { check_dual_profile($profile, $foreign, $absent) }
             #[test] fn rebuild_gives_identical_manifest() { check_rebuild($profile) }
+            #[test] fn large_payloads_are_read_once() { check_single_read($profile) }
             #[test] fn delta_against_base() { check_delta($profile) }
             #[test] fn volumes_in_any_order() { check_volumes($profile) }
             #[test] fn age_encryption() { check_encryption($profile) }

@@ -176,23 +176,27 @@ enum SignersCommand {
 
 #[derive(Args)]
 struct BuildArgs {
-    /// Channel (e.g. stable, feeds-daily).
+    /// Read the options from this kit.toml (docs/kit-builder-guide.md); flags given as well win: a flag's
+    /// value replaces the file's, a repeatable flag adds to the file's list, --base replaces `base`.
+    #[arg(long, value_name = "KIT.TOML")]
+    config: Option<PathBuf>,
+    /// Channel (e.g. stable, feeds-daily); required, here or in the kit.toml.
     #[arg(long)]
-    channel: String,
+    channel: Option<String>,
     /// Sequence on the channel (default: one above the last kit built on it here).
     #[arg(long)]
     sequence: Option<u64>,
     /// Kit id (default CHANNEL-SEQUENCE).
     #[arg(long)]
     id: Option<String>,
-    /// Lifetime, e.g. 30d, 12h (from creation).
-    #[arg(long, default_value = "30d")]
-    expires: String,
+    /// Lifetime, e.g. 30d, 12h (from creation; default 30d).
+    #[arg(long)]
+    expires: Option<String>,
     /// Build a delta against this kit (or its volumes): only payloads it lacks are carried.
     #[arg(long, num_args = 1..)]
     base: Vec<PathBuf>,
-    /// Signing keys; repeat to sign under several profiles.
-    #[arg(long = "key", required = true)]
+    /// Signing keys; repeat to sign under several profiles (at least one, here or in the kit.toml).
+    #[arg(long = "key")]
     keys: Vec<PathBuf>,
     /// Passphrase file for encrypted keys.
     #[arg(long)]
@@ -227,21 +231,26 @@ struct BuildArgs {
     /// Encrypt to this age recipient (age1…); repeat for several.
     #[arg(long)]
     encrypt_to: Vec<String>,
-    /// zstd level.
-    #[arg(long, default_value_t = 3)]
-    level: i32,
+    /// zstd level (default 3).
+    #[arg(long, allow_negative_numbers = true)]
+    level: Option<i32>,
     /// Directory of the per-channel sequence state (default $STELLA_KIT_STATE or ~/.local/state/stella-kit).
     #[arg(long)]
     state_dir: Option<PathBuf>,
     /// Identity to read an encrypted base kit.
     #[arg(long)]
     identity: Vec<PathBuf>,
+    /// Hash every input first, then read it again to write the kit, instead of reading it once. Uses no
+    /// temporary disk; the kit is the same, byte for byte. Encrypted, split and delta kits are always
+    /// built this way.
+    #[arg(long)]
+    two_pass: bool,
     /// No progress output.
     #[arg(long)]
     quiet: bool,
-    /// Output kit file (NAME.kit).
+    /// Output kit file (NAME.kit); required, here or in the kit.toml.
     #[arg(long)]
-    out: PathBuf,
+    out: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -347,6 +356,9 @@ enum BenchCommand {
         /// Working directory.
         #[arg(long, default_value = "target/bench-kit")]
         work: PathBuf,
+        /// Runs of every measurement; the median is shown (the machine may be shared).
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
     },
 }
 
@@ -594,10 +606,10 @@ fn run(cli: Cli) -> Result<ExitStatus> {
             let table = kit_builder::bench::crypto(std::time::Duration::from_secs_f64(seconds))?;
             write!(out, "{table}")?;
         }
-        Command::Bench(BenchCommand::Kit { size, work }) => {
+        Command::Bench(BenchCommand::Kit { size, work, runs }) => {
             std::fs::create_dir_all(&work)
                 .with_context(|| format!("{}: cannot create", work.display()))?;
-            let table = kit_builder::bench::kit(parse_size(&size)?, &work)?;
+            let table = kit_builder::bench::kit(parse_size(&size)?, &work, runs)?;
             write!(out, "{table}")?;
         }
     }
@@ -605,31 +617,58 @@ fn run(cli: Cli) -> Result<ExitStatus> {
 }
 
 fn parse_size(s: &str) -> Result<u64> {
-    let t = s.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: u64 = num.parse().with_context(|| format!("invalid size '{s}'"))?;
-    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kb" => 1000,
-        "kib" => 1 << 10,
-        "m" | "mb" => 1_000_000,
-        "mib" => 1 << 20,
-        "g" | "gb" => 1_000_000_000,
-        "gib" => 1 << 30,
-        "t" | "tb" => 1_000_000_000_000,
-        "tib" => 1 << 40,
-        other => anyhow::bail!("invalid size '{s}': unknown unit '{other}'"),
-    };
-    n.checked_mul(mult)
-        .with_context(|| format!("size '{s}' is too large"))
+    kit_builder::kit_toml::parse_size(s).map_err(anyhow::Error::msg)
 }
 
 fn build(a: BuildArgs, out: &mut impl std::io::Write) -> Result<ExitStatus> {
     use kit_builder::clock::{Clock as _, SystemClock, Timestamp};
-    let pass = passphrase(&a.passphrase_file)?;
+    use kit_builder::kit_toml::{check_volume_size, BuildOptions};
+    let volume_size = a
+        .volume_size
+        .as_deref()
+        .map(|s| parse_size(s).and_then(|n| check_volume_size(n).map_err(anyhow::Error::msg)))
+        .transpose()
+        .context("--volume-size")?;
+    let flags = BuildOptions {
+        channel: a.channel,
+        sequence: a.sequence,
+        id: a.id,
+        expires: a.expires,
+        base: a.base,
+        keys: a.keys,
+        passphrase_file: a.passphrase_file,
+        feeds: a.feeds,
+        images: a.image,
+        insecure_registries: a.insecure_registry,
+        registry_ca: a.registry_ca,
+        policy: a.policy,
+        trust: a.trust,
+        files: a.file,
+        volume_size,
+        encrypt_to: a.encrypt_to,
+        level: a.level,
+        identities: a.identity,
+        out: a.out,
+    };
+    let o = match &a.config {
+        Some(path) => BuildOptions::from_file(path)?.with_flags(flags),
+        None => flags,
+    };
+    let missing = |flag: &str, key: &str| {
+        let hint = match &a.config {
+            Some(p) => format!("give --{flag} or set `{key}` in {}", p.display()),
+            None => format!("give --{flag} (or --config KIT.TOML with `{key}`)"),
+        };
+        signing::ToolError::Usage(format!("no {key}: {hint}"))
+    };
+    let channel = o.channel.ok_or_else(|| missing("channel", "channel"))?;
+    let kit_out = o.out.ok_or_else(|| missing("out", "out"))?;
+    if o.keys.is_empty() {
+        return Err(missing("key", "keys").into());
+    }
+    let pass = passphrase(&o.passphrase_file)?;
     let mut signers = Vec::new();
-    for k in &a.keys {
+    for k in &o.keys {
         let key = signing::load_private_key(k, pass.as_deref().map(|v| &v[..]))?;
         let profile = signing::profile_for(key.algorithm(), None, None)?;
         signers.push((profile, key));
@@ -643,55 +682,60 @@ fn build(a: BuildArgs, out: &mut impl std::io::Write) -> Result<ExitStatus> {
         ),
         Err(_) => SystemClock.now(),
     };
-    let lifetime = kit_builder::clock::parse_duration(&a.expires).map_err(anyhow::Error::msg)?;
+    let lifetime = kit_builder::clock::parse_duration(o.expires.as_deref().unwrap_or("30d"))
+        .map_err(anyhow::Error::msg)?;
     let state = kit_builder::cli::SequenceState::new(a.state_dir.as_deref());
-    let sequence = match a.sequence {
+    let sequence = match o.sequence {
         Some(s) => s,
-        None => state.next(&a.channel)?,
+        None => state.next(&channel)?,
     };
     let inputs = kit_builder::cli::Inputs {
-        feeds: a.feeds,
-        images: a.image,
-        policy: a.policy,
-        trust: a.trust,
-        files: a.file,
+        feeds: o.feeds,
+        images: o.images,
+        policy: o.policy,
+        trust: o.trust,
+        files: o.files,
         registry: kit_builder::registry::RegistryOptions::from_env(
-            a.insecure_registry,
-            a.registry_ca,
+            o.insecure_registries,
+            o.registry_ca,
         ),
     };
     // Pulled images live in `_staging` until the kit is written.
     let (payloads, images, _staging) = kit_builder::cli::plan(&inputs)?;
-    let ids = kit_builder::cli::identities(&a.identity)?;
-    let base = if a.base.is_empty() {
+    let ids = kit_builder::cli::identities(&o.identities)?;
+    let base = if o.base.is_empty() {
         None
     } else {
         let profiles: Vec<_> = signers.iter().map(|(p, _)| p.clone()).collect();
         Some(
-            kit_builder::cli::read_base(a.base.clone(), &ids, &profiles)
+            kit_builder::cli::read_base(o.base.clone(), &ids, &profiles)
                 .context("reading the base kit")?,
         )
     };
-    let volume_size = a.volume_size.as_deref().map(parse_size).transpose()?;
     let req = kit_builder::build::BuildRequest {
-        channel: a.channel.clone(),
+        channel: channel.clone(),
         sequence,
-        id: a.id,
+        id: o.id,
         created,
         expires: Timestamp(created.0 + lifetime),
         signers,
         payloads,
         images,
         base,
-        volume_size,
-        recipients: kit_builder::cli::recipients(&a.encrypt_to)?,
-        out: a.out.clone(),
-        level: a.level,
+        volume_size: o.volume_size,
+        recipients: kit_builder::cli::recipients(&o.encrypt_to)?,
+        out: kit_out,
+        level: o.level.unwrap_or(3),
         progress: !a.quiet,
         validate_feed: kit_builder::cli::validate_feed,
     };
-    let report = kit_builder::build::build(req)?;
-    state.record(&a.channel, sequence)?;
+    let strategy = if a.two_pass {
+        kit_builder::build::ReadStrategy::TwoPass
+    } else {
+        kit_builder::build::ReadStrategy::Auto
+    };
+    let report = kit_builder::build::build_with(req, strategy)?;
+    state.record(&channel, sequence)?;
     writeln!(
         out,
         "kit: {} (channel {}, sequence {})",
