@@ -4,9 +4,13 @@
 //! A cold scan starts from an empty store (no layer cached). A delta scan is the scan of a second image
 //! that has every layer of the first plus one small new layer, right after the cold scan in the same store:
 //! only the new layer is analysed. Inputs: the corpus images, a generated Debian-like image (about 500 dpkg
-//! packages, a node_modules tree and Python dist-info directories, two layers), and a real Debian minbase
-//! rootfs made by `mmdebstrap` when it can be installed and can reach a Debian mirror. Generated layers are
-//! gzip-compressed, as registries ship them. Times are medians of [`RUNS`] runs with a warm page cache.
+//! packages, a node_modules tree and Python dist-info directories, two layers), and two real Debian
+//! bookworm rootfs made by `mmdebstrap` when it can be installed and can reach a Debian mirror: minbase
+//! (96 packages) and a development image (the `important` variant plus Python, Node.js, npm, git, curl and
+//! build-essential: about 600 packages) with an app layer of a real `npm install` tree, a `pip install
+//! --target` tree and this workspace's `Cargo.lock`. Generated layers are gzip-compressed as registries
+//! ship them: docker and BuildKit push layers compressed by Go's compress/gzip at its default level (6).
+//! Times are medians of [`RUNS`] runs with a warm page cache.
 //!
 //! The peers are installed into the work directory by this benchmark only (never product dependencies);
 //! a peer that cannot be installed is skipped with the reason printed. They have no layer cache, so each
@@ -43,8 +47,11 @@ fn sha256_hex(data: &[u8]) -> Result<String> {
         .map_err(|e| anyhow!("sha-256: {e}"))
 }
 
+/// Compression level of generated layers: the default level registries' clients use.
+const GZIP_LEVEL: u32 = 6;
+
 fn gzip(tar: &[u8]) -> Result<Vec<u8>> {
-    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(GZIP_LEVEL));
     enc.write_all(tar)?;
     Ok(enc.finish()?)
 }
@@ -62,13 +69,67 @@ fn layer_of(files: &Files) -> Result<Vec<u8>> {
     gzip(&b.into_inner()?)
 }
 
-/// A gzip-compressed tar layer of a directory tree (symlinks kept as links, device nodes as nodes).
-fn layer_of_dir(dir: &Path) -> Result<Vec<u8>> {
-    let mut b = tar::Builder::new(Vec::new());
+/// A gzip-compressed tar layer of the tree under `root`: the whole tree but the relative paths in `skip`,
+/// or only the paths in `only` when it is not empty. Directories, regular files and symlinks (kept as
+/// links) in sorted order; device nodes, sockets and fifos carry nothing to analyse and are left out.
+/// The tar streams into the compressor, so only the compressed layer is held in memory.
+fn layer_of_dir(root: &Path, only: &[&str], skip: &[&str]) -> Result<Vec<u8>> {
+    fn walk(
+        b: &mut tar::Builder<flate2::write::GzEncoder<Vec<u8>>>,
+        root: &Path,
+        rel: &Path,
+        skip: &[&str],
+    ) -> Result<()> {
+        if skip.iter().any(|s| rel == Path::new(s)) {
+            return Ok(());
+        }
+        let full = root.join(rel);
+        let meta = std::fs::symlink_metadata(&full)
+            .with_context(|| format!("{}: cannot stat", full.display()))?;
+        let ft = meta.file_type();
+        if !rel.as_os_str().is_empty() && (ft.is_dir() || ft.is_file() || ft.is_symlink()) {
+            b.append_path_with_name(&full, rel)
+                .with_context(|| format!("{}: cannot tar", full.display()))?;
+        }
+        if ft.is_dir() {
+            let mut names: Vec<_> = std::fs::read_dir(&full)?
+                .map(|e| e.map(|e| e.file_name()))
+                .collect::<std::io::Result<_>>()?;
+            names.sort();
+            for n in names {
+                walk(b, root, &rel.join(n), skip)?;
+            }
+        }
+        Ok(())
+    }
+    let enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(GZIP_LEVEL));
+    let mut b = tar::Builder::new(enc);
     b.follow_symlinks(false);
-    b.append_dir_all(".", dir)
-        .with_context(|| format!("{}: cannot tar", dir.display()))?;
-    gzip(&b.into_inner()?)
+    let only: Vec<&str> = only
+        .iter()
+        .copied()
+        .filter(|o| std::fs::symlink_metadata(root.join(o)).is_ok())
+        .collect();
+    if only.is_empty() {
+        walk(&mut b, root, Path::new(""), skip)?;
+    } else {
+        // Parent directories first, so the layer unpacks on its own.
+        let mut dirs = std::collections::BTreeSet::new();
+        for o in &only {
+            for a in Path::new(o).ancestors().skip(1) {
+                if !a.as_os_str().is_empty() {
+                    dirs.insert(a.to_path_buf());
+                }
+            }
+        }
+        for d in &dirs {
+            b.append_path_with_name(root.join(d), d)?;
+        }
+        for o in &only {
+            walk(&mut b, root, Path::new(o), skip)?;
+        }
+    }
+    Ok(b.into_inner()?.finish()?)
 }
 
 /// Writes an OCI layout of one image made of `layers` (blob bytes and media type); returns its spec.
@@ -492,9 +553,10 @@ fn run_peer(
     Ok((secs, cdx_counts(&doc)))
 }
 
-/// A Debian bookworm minbase rootfs from `mmdebstrap` (kept in the work directory and reused).
-fn debian_rootfs(work: &Path) -> std::result::Result<PathBuf, String> {
-    let dir = work.join("debian-minbase");
+/// A Debian bookworm rootfs from `mmdebstrap` with `args` (kept in the work directory as `name` and
+/// reused).
+fn debian_rootfs(work: &Path, name: &str, args: &[&str]) -> std::result::Result<PathBuf, String> {
+    let dir = work.join(name);
     if dir.join("var/lib/dpkg/status").is_file() {
         return Ok(dir);
     }
@@ -518,16 +580,102 @@ fn debian_rootfs(work: &Path) -> std::result::Result<PathBuf, String> {
             format!("mmdebstrap is not installed and apt-get could not install it: {e}")
         })?;
     }
+    // Built beside the final name and renamed, so an interrupted build is not taken for a rootfs.
+    let tmp = work.join(format!("{name}.tmp"));
+    let _ = std::fs::remove_dir_all(&tmp);
     let _ = std::fs::remove_dir_all(&dir);
     run_cmd(
         Command::new("mmdebstrap")
-            .args(["--quiet", "--variant=minbase", "bookworm"])
-            .arg(&dir),
+            .arg("--quiet")
+            .args(args)
+            .arg("bookworm")
+            .arg(&tmp),
     )
     .map_err(|e| {
-        format!("mmdebstrap could not build bookworm minbase (it needs a Debian mirror): {e}")
+        format!("mmdebstrap could not build bookworm {name} (it needs a Debian mirror): {e}")
     })?;
+    std::fs::rename(&tmp, &dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     Ok(dir)
+}
+
+/// npm packages of the development image's app (a real `npm install`: about 170 packages).
+const NPM_APP: &str = r#"{"name": "stella-bench-app", "version": "1.0.0", "private": true,
+ "dependencies": {"express": "4.21.2", "lodash": "4.17.21", "axios": "1.7.9", "react": "18.3.1",
+  "react-dom": "18.3.1", "webpack": "5.97.1", "typescript": "5.7.2"}}"#;
+/// Python packages of the development image's app (`pip install --target`: about 20 distributions).
+const PIP_APP: [&str; 5] = [
+    "requests==2.32.3",
+    "flask==3.0.3",
+    "django==4.2.16",
+    "pyyaml==6.0.2",
+    "cryptography==43.0.3",
+];
+/// Where the app layer's trees are, relative to the rootfs.
+const APP_PATHS: [&str; 3] = ["srv/app", "opt/app", "srv/tool"];
+
+/// Adds the development image's app trees to `root` (once): `srv/app` from `npm install` (lockfile and
+/// node_modules), `opt/app/site-packages` from `pip install --target`, and `srv/tool/Cargo.lock` (this
+/// workspace's). The host's npm and pip fetch the packages; they are pinned above.
+fn dev_app(root: &Path) -> std::result::Result<(), String> {
+    let app = root.join("srv/app");
+    if !app.join("package-lock.json").is_file() {
+        let _ = std::fs::remove_dir_all(&app);
+        std::fs::create_dir_all(&app).map_err(|e| e.to_string())?;
+        std::fs::write(app.join("package.json"), NPM_APP).map_err(|e| e.to_string())?;
+        run_cmd(
+            Command::new("npm")
+                .args([
+                    "install",
+                    "--no-audit",
+                    "--no-fund",
+                    "--ignore-scripts",
+                    "--silent",
+                ])
+                .current_dir(&app),
+        )
+        .map_err(|e| format!("npm install: {e}"))?;
+    }
+    let site = root.join("opt/app/site-packages");
+    if !site.is_dir() {
+        let tmp = root.join("opt/app/site-packages.tmp");
+        let _ = std::fs::remove_dir_all(&tmp);
+        run_cmd(
+            Command::new("python3")
+                .args([
+                    "-m",
+                    "pip",
+                    "install",
+                    "--quiet",
+                    "--disable-pip-version-check",
+                    "--no-compile",
+                    "--target",
+                ])
+                .arg(&tmp)
+                .args(PIP_APP),
+        )
+        .map_err(|e| format!("pip install: {e}"))?;
+        std::fs::rename(&tmp, &site).map_err(|e| e.to_string())?;
+    }
+    let lock = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.lock");
+    let tool = root.join("srv/tool");
+    if lock.is_file() && !tool.join("Cargo.lock").is_file() {
+        std::fs::create_dir_all(&tool).map_err(|e| e.to_string())?;
+        std::fs::copy(&lock, tool.join("Cargo.lock")).map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+/// The OCI layout in `dir` (reused when present) of `layers` built by `make`.
+fn cached_layout(
+    dir: &Path,
+    tag: &str,
+    make: impl FnOnce() -> Result<Vec<Vec<u8>>>,
+) -> Result<String> {
+    if dir.join("index.json").is_file() {
+        return Ok(format!("oci-layout:{}", dir.display()));
+    }
+    let layers: Vec<(Vec<u8>, String)> = make()?.into_iter().map(|l| (l, GZ.into())).collect();
+    write_layout(dir, &layers, tag)
 }
 
 /// Runs the benchmark; `corpus` is `../shared/corpus` when present, `work` a scratch directory (kept:
@@ -623,18 +771,14 @@ pub fn run(corpus: Option<&Path>, work: &Path) -> Result<String> {
         rootfs: Some(syn_root),
     });
 
-    match debian_rootfs(work) {
+    // Image directories name the layer compression level: a change of level builds them again.
+    match debian_rootfs(work, "debian-minbase", &["--variant=minbase"]) {
         Ok(root) => {
-            let dir = images.join("debian-minbase");
-            let cold = if dir.join("index.json").is_file() {
-                format!("oci-layout:{}", dir.display())
-            } else {
-                write_layout(
-                    &dir,
-                    &[(layer_of_dir(&root)?, GZ.into())],
-                    "bookworm-minbase",
-                )?
-            };
+            let cold = cached_layout(
+                &images.join(format!("debian-minbase-gz{GZIP_LEVEL}")),
+                "bookworm-minbase",
+                || Ok(vec![layer_of_dir(&root, &[], &[])?]),
+            )?;
             let delta = delta_of(
                 &cold,
                 &images.join("debian-minbase-delta"),
@@ -647,7 +791,43 @@ pub fn run(corpus: Option<&Path>, work: &Path) -> Result<String> {
                 rootfs: Some(root),
             });
         }
-        Err(e) => notes.push(format!("debian rootfs: skipped: {e}")),
+        Err(e) => notes.push(format!("debian minbase: skipped: {e}")),
+    }
+    let dev = debian_rootfs(
+        work,
+        "debian-dev",
+        &[
+            "--variant=important",
+            "--include=python3,python3-pip,python3-venv,nodejs,npm,git,curl,openssl,build-essential",
+        ],
+    )
+    .and_then(|root| dev_app(&root).map(|()| root));
+    match dev {
+        Ok(root) => {
+            // Two layers: the distribution, then the app trees.
+            let cold = cached_layout(
+                &images.join(format!("debian-dev-gz{GZIP_LEVEL}")),
+                "bookworm-dev",
+                || {
+                    Ok(vec![
+                        layer_of_dir(&root, &[], &APP_PATHS)?,
+                        layer_of_dir(&root, &APP_PATHS, &[])?,
+                    ])
+                },
+            )?;
+            let delta = delta_of(
+                &cold,
+                &images.join("debian-dev-delta"),
+                &stores.join("scratch"),
+            )?;
+            inputs.push(Input {
+                label: "debian bookworm dev (600 deb + npm/pip/cargo)".into(),
+                cold,
+                delta,
+                rootfs: Some(root),
+            });
+        }
+        Err(e) => notes.push(format!("debian dev: skipped: {e}")),
     }
 
     let mut out = String::new();

@@ -5,7 +5,9 @@
 //! Each suite has one `check` helper: the file is offered to the analysers at an image path, as the
 //! layer walker would, and the packages found are compared as `(name, version, purl)` triples.
 
-use appliance::scan::analyzers::{analyze, wants};
+use appliance::scan::analyzers::{
+    analyze, analyze_executable, is_executable, wants, AnalyzeError, FileAccess, FileResult,
+};
 use appliance::scan::package::{Ecosystem, Package};
 use std::io::Write;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -35,11 +37,24 @@ fn fixture(rel: &str) -> Option<Vec<u8>> {
     }
 }
 
+/// Analyses `bytes` at `image_path` as the walker does; an executable also through random access over a
+/// temporary file (the walker's path for large ones), which must give the same result.
+fn analyze_both(image_path: &str, bytes: &[u8]) -> Result<FileResult, AnalyzeError> {
+    let whole = analyze(image_path, bytes, None);
+    if is_executable(image_path, &bytes[..bytes.len().min(512)]) {
+        let mut f = tempfile::tempfile().unwrap();
+        f.write_all(bytes).unwrap();
+        let on_disk = analyze_executable(image_path, &FileAccess::new(f, bytes.len() as u64));
+        assert_eq!(on_disk, whole, "{image_path}: read from disk");
+    }
+    whole
+}
+
 /// Offers `bytes` at `image_path` and returns the packages, sorted by purl; panics on an analyser error.
 fn run(image_path: &str, bytes: &[u8]) -> Vec<Package> {
     let head = &bytes[..bytes.len().min(512)];
     assert!(wants(image_path, head), "{image_path} not wanted");
-    let mut pkgs = analyze(image_path, bytes, None)
+    let mut pkgs = analyze_both(image_path, bytes)
         .unwrap_or_else(|e| panic!("{image_path}: {e}"))
         .packages;
     pkgs.sort_by(|a, b| a.purl.cmp(&b.purl).then(a.path.cmp(&b.path)));
@@ -75,7 +90,7 @@ fn check_fixture(rel: &str, image_path: &str, ecosystem: Ecosystem, want: &[(&st
 }
 
 fn expect_error(image_path: &str, bytes: &[u8]) {
-    let err = analyze(image_path, bytes, None).expect_err(image_path);
+    let err = analyze_both(image_path, bytes).expect_err(image_path);
     assert_eq!(err.path, image_path);
 }
 
@@ -797,7 +812,7 @@ fn cargo_auditable_section_in_a_synthetic_elf() {
     // A zlib bomb is refused at 8 MiB inflated.
     let bomb = zlib(&vec![b' '; 9 << 20]);
     let bin = elf(true, false, 2, &[(".dep-v0", &bomb)]);
-    let err = analyze("/app/hello", &bin, None).unwrap_err();
+    let err = analyze_both("/app/hello", &bin).unwrap_err();
     assert!(err.reason.contains("8 MiB"), "{err}");
 }
 
@@ -1166,7 +1181,7 @@ fn damaged_inputs_never_panic() {
         for v in variants {
             let r = catch_unwind(AssertUnwindSafe(|| {
                 if wants(path, &v[..v.len().min(512)]) {
-                    let _ = analyze(path, &v, None);
+                    let _ = analyze_both(path, &v);
                 }
             }));
             assert!(r.is_ok(), "panic on a damaged {path} ({} bytes)", v.len());

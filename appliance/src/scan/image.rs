@@ -3,7 +3,7 @@
 
 use crate::store::{MetaStore, Store, Tree};
 use serde_json::Value;
-use std::io::{self, Read};
+use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use thiserror::Error;
 
@@ -63,25 +63,95 @@ impl Layer {
         })
     }
 
-    /// The uncompressed tar stream.
-    pub fn tar_stream(&self) -> io::Result<Box<dyn Read + Send>> {
-        let raw = io::BufReader::with_capacity(1 << 20, self.source.open()?);
+    /// The uncompressed tar stream. Large gzip layers are inflated on several cores
+    /// ([`super::gzip`]).
+    pub fn tar_stream(&self) -> io::Result<Box<dyn TarStream>> {
+        match self.compression()? {
+            Compression::Gzip => super::gzip::open(&self.source),
+            _ => self.tar_stream_serial(),
+        }
+    }
+
+    /// The uncompressed tar stream, decompressed by one thread (zlib-rs for gzip): the reference the
+    /// multi-core path is checked against, and its fallback.
+    pub fn tar_stream_serial(&self) -> io::Result<Box<dyn TarStream>> {
         Ok(match self.compression()? {
-            Compression::None => Box::new(raw),
-            Compression::Gzip => pipelined(Box::new(flate2::read::MultiGzDecoder::new(raw))),
+            Compression::None => Box::new(Forward::new(io::BufReader::with_capacity(
+                1 << 20,
+                self.source.open()?,
+            ))),
+            Compression::Gzip => super::gzip::serial(&self.source)?,
             Compression::Zstd => {
+                let raw = io::BufReader::with_capacity(1 << 20, self.source.open()?);
                 pipelined(Box::new(zstd::stream::read::Decoder::with_buffer(raw)?))
             }
         })
     }
 }
 
+/// A layer's uncompressed tar: read, and skipped forward (`SeekFrom::Current` with a count of bytes
+/// not below zero), so file bodies no analyser wants are passed over without being copied out.
+pub trait TarStream: Read + Seek + Send {}
+
+impl<T: Read + Seek + Send> TarStream for T {}
+
+/// The error for any seek but a forward skip.
+pub(super) fn forward_only() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::Unsupported,
+        "a layer stream only skips forward",
+    )
+}
+
+/// Makes a reader a [`TarStream`]: a skip reads and discards.
+pub(super) struct Forward<R> {
+    inner: R,
+    pos: u64,
+}
+
+impl<R: Read> Forward<R> {
+    pub(super) fn new(inner: R) -> Self {
+        Forward { inner, pos: 0 }
+    }
+}
+
+impl<R: Read> Read for Forward<R> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(out)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+impl<R: Read> Seek for Forward<R> {
+    fn seek(&mut self, to: SeekFrom) -> io::Result<u64> {
+        match to {
+            SeekFrom::Current(n) if n >= 0 => {
+                let want = n as u64;
+                let got = io::copy(&mut (&mut self.inner).take(want), &mut io::sink())?;
+                self.pos += got;
+                if got < want {
+                    return Err(io::ErrorKind::UnexpectedEof.into());
+                }
+                Ok(self.pos)
+            }
+            _ => Err(forward_only()),
+        }
+    }
+}
+
+/// Size of the chunks a [`pipelined`] worker hands over.
+const CHUNK: usize = 1 << 20;
+
 /// Decompresses on a worker thread, handing 1 MiB chunks over a bounded channel, so inflating a layer
-/// overlaps with parsing its tar and analysing its files (a layer's decompression is serial by nature).
-fn pipelined(mut inner: Box<dyn Read + Send>) -> Box<dyn Read + Send> {
+/// overlaps with parsing its tar and analysing its files. Chunk buffers go back to the worker once read,
+/// so the stream allocates (and zeroes) a handful of them, not one per MiB.
+pub(super) fn pipelined(mut inner: Box<dyn Read + Send>) -> Box<dyn TarStream> {
     let (tx, rx) = std::sync::mpsc::sync_channel::<io::Result<Vec<u8>>>(8);
+    let (back_tx, back_rx) = std::sync::mpsc::channel::<Vec<u8>>();
     std::thread::spawn(move || loop {
-        let mut chunk = vec![0u8; 1 << 20];
+        let mut chunk = back_rx.try_recv().unwrap_or_default();
+        chunk.resize(CHUNK, 0);
         let mut filled = 0;
         let res = loop {
             match inner.read(&mut chunk[filled..]) {
@@ -106,35 +176,34 @@ fn pipelined(mut inner: Box<dyn Read + Send>) -> Box<dyn Read + Send> {
     });
     Box::new(Pipelined {
         rx,
+        back: back_tx,
         buf: Vec::new(),
         pos: 0,
+        total: 0,
         done: false,
     })
 }
 
 struct Pipelined {
     rx: std::sync::mpsc::Receiver<io::Result<Vec<u8>>>,
+    back: std::sync::mpsc::Sender<Vec<u8>>,
     buf: Vec<u8>,
     pos: usize,
+    /// Bytes read or skipped so far.
+    total: u64,
     done: bool,
 }
 
-impl Read for Pipelined {
-    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-        loop {
-            if self.pos < self.buf.len() {
-                let n = out.len().min(self.buf.len() - self.pos);
-                out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
-                self.pos += n;
-                return Ok(n);
-            }
-            if self.done {
-                return Ok(0);
-            }
+impl Pipelined {
+    /// The unread bytes of the current chunk, the next chunk if it is used up; empty at the end.
+    fn available(&mut self) -> io::Result<&[u8]> {
+        while self.pos == self.buf.len() && !self.done {
             match self.rx.recv() {
                 Ok(Ok(chunk)) if chunk.is_empty() => self.done = true,
                 Ok(Ok(chunk)) => {
-                    self.buf = chunk;
+                    let used = std::mem::replace(&mut self.buf, chunk);
+                    // The worker may have finished already; then the buffer is simply dropped.
+                    let _ = self.back.send(used);
                     self.pos = 0;
                 }
                 Ok(Err(e)) => {
@@ -144,6 +213,38 @@ impl Read for Pipelined {
                 Err(_) => self.done = true,
             }
         }
+        Ok(&self.buf[self.pos..])
+    }
+}
+
+impl Read for Pipelined {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        let have = self.available()?;
+        let n = out.len().min(have.len());
+        out[..n].copy_from_slice(&have[..n]);
+        self.pos += n;
+        self.total += n as u64;
+        Ok(n)
+    }
+}
+
+impl Seek for Pipelined {
+    fn seek(&mut self, to: SeekFrom) -> io::Result<u64> {
+        let SeekFrom::Current(n) = to else {
+            return Err(forward_only());
+        };
+        let mut left = u64::try_from(n).map_err(|_| forward_only())?;
+        while left > 0 {
+            let have = self.available()?.len();
+            if have == 0 {
+                return Err(io::ErrorKind::UnexpectedEof.into());
+            }
+            let n = usize::try_from(left).unwrap_or(usize::MAX).min(have);
+            self.pos += n;
+            self.total += n as u64;
+            left -= n as u64;
+        }
+        Ok(self.total)
     }
 }
 

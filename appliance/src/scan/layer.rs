@@ -2,11 +2,11 @@
 //! The result depends only on the layer's bytes, so it is cached by layer digest.
 
 use super::analyzers::{self, MAX_FILE};
-use super::image::Layer;
+use super::image::{Layer, TarStream};
 use super::package::{OsRelease, Package};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::io::Read;
+use std::io::{Read, Write};
 
 /// What one layer contributes.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -44,13 +44,24 @@ fn image_path(raw: &str) -> Option<String> {
 }
 
 /// Analyses a layer.
+///
+/// A gzip layer is inflated on several cores; if that fails for any reason, the layer is read again
+/// with the serial zlib-rs decoder, so a layer is accepted or rejected exactly as zlib would.
 pub fn analyse(layer: &Layer) -> std::io::Result<LayerResult> {
+    match walk(layer, layer.tar_stream()?) {
+        Ok(r) => Ok(r),
+        Err(_) => walk(layer, layer.tar_stream_serial()?),
+    }
+}
+
+fn walk(layer: &Layer, stream: Box<dyn TarStream>) -> std::io::Result<LayerResult> {
     let mut out = LayerResult {
         digest: layer.digest.clone(),
         ..Default::default()
     };
-    let mut archive = tar::Archive::new(layer.tar_stream()?);
-    for entry in archive.entries()? {
+    let mut archive = tar::Archive::new(stream);
+    // File bodies no analyser wants are skipped, not copied out of the stream.
+    for entry in archive.entries_with_seek()? {
         let mut e = entry?;
         let raw = String::from_utf8_lossy(&e.path_bytes()).into_owned();
         let Some(path) = image_path(&raw) else {
@@ -81,13 +92,25 @@ pub fn analyse(layer: &Layer) -> std::io::Result<LayerResult> {
             }
             got += n;
         }
-        if !analyzers::wants(&path, &head[..got]) {
+        let head = &head[..got];
+        if !analyzers::wants(&path, head) {
             continue;
         }
-        let mut bytes = head[..got].to_vec();
-        e.read_to_end(&mut bytes)?;
         out.analysed += 1;
-        match analyzers::analyze(&path, &bytes, None) {
+        let result = if analyzers::is_executable(&path, head)
+            && e.size() > analyzers::EXECUTABLE_IN_MEMORY
+        {
+            // Copied to an unlinked temporary file; the analysers read only headers and sections.
+            let mut f = tempfile::tempfile()?;
+            f.write_all(head)?;
+            let len = head.len() as u64 + std::io::copy(&mut e, &mut f)?;
+            analyzers::analyze_executable(&path, &analyzers::FileAccess::new(f, len))
+        } else {
+            let mut bytes = head.to_vec();
+            e.read_to_end(&mut bytes)?;
+            analyzers::analyze(&path, &bytes, None)
+        };
+        match result {
             Ok(r) => {
                 if let Some(os) = r.os {
                     out.os.insert(path.clone(), os);

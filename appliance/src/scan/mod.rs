@@ -4,7 +4,9 @@
 
 pub mod analyzers;
 pub mod findings;
+pub mod gzip;
 pub mod image;
+pub mod inflate;
 pub mod layer;
 pub mod package;
 pub mod sbom;

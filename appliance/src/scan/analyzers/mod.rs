@@ -1,17 +1,87 @@
 //! Analysers: each reads one kind of package database or artifact from a file of a layer.
 //!
 //! The layer walker offers every regular file to [`wants`]; a file some analyser wants is read (up to
-//! [`MAX_FILE`] bytes) and handed to [`analyze`]. Analysers are pure functions of the file's path and
-//! bytes (plus the image's OS release for purl qualifiers): no I/O, no panics on input, errors returned
-//! with the path.
+//! [`MAX_FILE`] bytes) and handed to [`analyze`]. Executables are the exception ([`is_executable`]):
+//! analysers read only their headers and a few sections, through [`RandomAccess`], so the walker keeps
+//! one in memory only up to [`EXECUTABLE_IN_MEMORY`] bytes and analyses a larger one from a temporary
+//! copy on disk ([`analyze_executable`]). Analysers are pure functions of the file's path and bytes
+//! (plus the image's OS release for purl qualifiers): no I/O besides those reads, no panics on input,
+//! errors returned with the path.
 
 pub mod lang;
 pub mod os;
 
 use super::package::{OsRelease, Package};
+use std::borrow::Cow;
 
 /// Largest file an analyser reads (binaries for Go/cargo-auditable build info included).
 pub const MAX_FILE: u64 = 256 << 20;
+
+/// Largest executable the walker holds in memory; a larger one is copied to an unlinked temporary file
+/// and read only where the analysers look.
+pub const EXECUTABLE_IN_MEMORY: u64 = 4 << 20;
+
+/// Random access to a file's bytes, in memory or on disk.
+pub trait RandomAccess {
+    /// The file's length.
+    fn len(&self) -> u64;
+
+    /// Whether the file is empty.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The `len` bytes at `off`, or `None` unless all of them are in the file.
+    fn get(&self, off: u64, len: u64) -> Option<Cow<'_, [u8]>>;
+
+    /// The bytes at `off`, up to `len` of them: fewer at the end of the file, none past it.
+    fn get_clipped(&self, off: u64, len: u64) -> Cow<'_, [u8]> {
+        let len = len.min(self.len().saturating_sub(off));
+        self.get(off, len).unwrap_or(Cow::Borrowed(&[]))
+    }
+}
+
+impl RandomAccess for &[u8] {
+    fn len(&self) -> u64 {
+        <[u8]>::len(self) as u64
+    }
+
+    fn get(&self, off: u64, len: u64) -> Option<Cow<'_, [u8]>> {
+        let start = usize::try_from(off).ok()?;
+        let end = start.checked_add(usize::try_from(len).ok()?)?;
+        <[u8]>::get(self, start..end).map(Cow::Borrowed)
+    }
+}
+
+/// A file on disk, read with positioned reads.
+#[derive(Debug)]
+pub struct FileAccess {
+    file: std::fs::File,
+    len: u64,
+}
+
+impl FileAccess {
+    /// Reads `file`, `len` bytes long.
+    pub fn new(file: std::fs::File, len: u64) -> Self {
+        FileAccess { file, len }
+    }
+}
+
+impl RandomAccess for FileAccess {
+    fn len(&self) -> u64 {
+        self.len
+    }
+
+    fn get(&self, off: u64, len: u64) -> Option<Cow<'_, [u8]>> {
+        use std::os::unix::fs::FileExt;
+        if off.checked_add(len)? > self.len {
+            return None;
+        }
+        let mut buf = vec![0u8; usize::try_from(len).ok()?];
+        self.file.read_exact_at(&mut buf, off).ok()?;
+        Some(Cow::Owned(buf))
+    }
+}
 
 /// An analyser failed on a file; the scan goes on and reports it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -53,6 +123,20 @@ fn os_db_path(path: &str) -> bool {
 
 fn language_path(path: &str, head: &[u8]) -> bool {
     lang::wants(path, head)
+}
+
+/// Whether a wanted file is an executable, analysed with [`analyze_executable`].
+pub fn is_executable(path: &str, head: &[u8]) -> bool {
+    lang::is_executable(path, head)
+}
+
+/// Analyses an executable through random access (see the module documentation); the same packages
+/// and errors as [`analyze`] on its bytes.
+pub fn analyze_executable(path: &str, src: &dyn RandomAccess) -> Result<FileResult, AnalyzeError> {
+    Ok(FileResult {
+        packages: lang::analyze_executable(path, src)?,
+        os: None,
+    })
 }
 
 /// Runs the analysers that want the file. `os` is the image's OS release when known (for purl

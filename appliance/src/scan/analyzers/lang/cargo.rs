@@ -57,16 +57,12 @@ struct AuditPackage {
 
 /// The crates a cargo-auditable binary was built from, root crate and build dependencies included. A
 /// binary without a `.dep-v0` section yields nothing.
-pub(super) fn auditable(
-    path: &str,
-    _bytes: &[u8],
-    elf: &Elf<'_>,
-) -> Result<Vec<Package>, AnalyzeError> {
+pub(super) fn auditable(path: &str, elf: &Elf<'_>) -> Result<Vec<Package>, AnalyzeError> {
     let Some(section) = elf.section(".dep-v0") else {
         return Ok(Vec::new());
     };
     let mut json = Vec::new();
-    flate2::read::ZlibDecoder::new(section)
+    flate2::read::ZlibDecoder::new(&section[..])
         .take(MAX_AUDIT_JSON + 1)
         .read_to_end(&mut json)
         .map_err(|e| error("cargo-auditable", path, format!("bad zlib in .dep-v0: {e}")))?;

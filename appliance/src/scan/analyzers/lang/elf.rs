@@ -1,6 +1,13 @@
 //! Just enough ELF to find a named section and map virtual addresses to file offsets: the header,
 //! section headers (with their names) and `PT_LOAD` program headers, for 32- and 64-bit files of either
 //! byte order. Every offset and size read from the file is checked against its length.
+//!
+//! The file is read through [`RandomAccess`]: only the header, the two header tables, the section
+//! names and whatever the analysers then ask for are read, so an executable too large to hold in memory
+//! is analysed from a temporary copy on disk.
+
+use crate::scan::analyzers::RandomAccess;
+use std::borrow::Cow;
 
 /// `ET_EXEC`.
 const ET_EXEC: u16 = 2;
@@ -12,6 +19,8 @@ const PT_LOAD: u32 = 1;
 const SHT_NOBITS: u32 = 8;
 /// More section or program headers than any real binary has; a bound on work for hostile headers.
 const MAX_HEADERS: usize = 1 << 16;
+/// Most bytes of a header table read (real tables are a few KiB); a bound on memory for hostile headers.
+const MAX_TABLE: u64 = 16 << 20;
 
 /// Whether a file looks like an executable worth reading whole: ELF magic and type `ET_EXEC`, or
 /// `ET_DYN` (a PIE) whose name does not say shared library (`libfoo.so.1`).
@@ -100,17 +109,28 @@ struct Segment {
 }
 
 /// The parts of an ELF file the analysers use.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub(super) struct Elf<'a> {
-    pub(super) reader: Reader<'a>,
+    src: &'a dyn RandomAccess,
     pub(super) sections: Vec<Section>,
     segments: Vec<Segment>,
+}
+
+impl std::fmt::Debug for Elf<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Elf")
+            .field("sections", &self.sections)
+            .field("segments", &self.segments)
+            .finish()
+    }
 }
 
 impl<'a> Elf<'a> {
     /// Parses the header, section headers and program headers. A file whose section or program header
     /// table is missing or out of bounds parses with that table empty; only a bad ELF header is an error.
-    pub(super) fn parse(bytes: &'a [u8]) -> Result<Self, String> {
+    pub(super) fn parse(src: &'a dyn RandomAccess) -> Result<Self, String> {
+        let head = src.get_clipped(0, 64);
+        let bytes: &[u8] = &head;
         if bytes.len() < 52 || !bytes.starts_with(b"\x7fELF") {
             return Err("not an ELF file (truncated header)".into());
         }
@@ -141,23 +161,23 @@ impl<'a> Elf<'a> {
         let shentsize = r.u16(sizes_at + 4).ok_or_else(bad)?;
         let shnum = r.u16(sizes_at + 6).ok_or_else(bad)?;
         let shstrndx = r.u16(sizes_at + 8).ok_or_else(bad)?;
-        let segments = segments(&r, ptr_size, phoff, phentsize, phnum);
-        let sections = sections(&r, ptr_size, shoff, shentsize, shnum, shstrndx);
+        let segments = segments(src, big_endian, ptr_size, phoff, phentsize, phnum);
+        let sections = sections(src, big_endian, ptr_size, shoff, shentsize, shnum, shstrndx);
         Ok(Elf {
-            reader: r,
+            src,
             sections,
             segments,
         })
     }
 
     /// The file bytes of the first section with this name.
-    pub(super) fn section(&self, name: &str) -> Option<&'a [u8]> {
+    pub(super) fn section(&self, name: &str) -> Option<Cow<'a, [u8]>> {
         let s = self.sections.iter().find(|s| s.name == name && !s.nobits)?;
-        self.reader.slice(s.offset, s.size)
+        self.src.get(s.offset, s.size)
     }
 
     /// `len` bytes at virtual address `vaddr`, when all of them are file bytes of one loadable segment.
-    pub(super) fn read_at(&self, vaddr: u64, len: u64) -> Option<&'a [u8]> {
+    pub(super) fn read_at(&self, vaddr: u64, len: u64) -> Option<Cow<'a, [u8]>> {
         let seg = self
             .segments
             .iter()
@@ -166,21 +186,39 @@ impl<'a> Elf<'a> {
         if rel.checked_add(len)? > seg.filesz {
             return None;
         }
-        self.reader.slice(seg.offset.checked_add(rel)?, len)
+        self.src.get(seg.offset.checked_add(rel)?, len)
     }
 }
 
-fn segments(r: &Reader<'_>, ptr_size: u8, phoff: u64, entsize: u16, num: u16) -> Vec<Segment> {
+/// The bytes of a header table (`num` entries of `entsize` from `off`), as far as they are in the file.
+fn table<'a>(src: &'a dyn RandomAccess, off: u64, entsize: u16, num: u16) -> Cow<'a, [u8]> {
+    let len = (u64::from(entsize) * u64::from(num)).min(MAX_TABLE);
+    if off > src.len() {
+        return Cow::Borrowed(&[]);
+    }
+    src.get_clipped(off, len)
+}
+
+fn segments(
+    src: &dyn RandomAccess,
+    big_endian: bool,
+    ptr_size: u8,
+    phoff: u64,
+    entsize: u16,
+    num: u16,
+) -> Vec<Segment> {
     let mut out = Vec::new();
     let min = if ptr_size == 8 { 56 } else { 32 };
     if phoff == 0 || usize::from(entsize) < min {
         return out;
     }
+    let bytes = table(src, phoff, entsize, num);
+    let r = Reader {
+        bytes: &bytes,
+        big_endian,
+    };
     for i in 0..usize::from(num).min(MAX_HEADERS) {
-        let Some(base) = (i as u64)
-            .checked_mul(u64::from(entsize))
-            .and_then(|o| o.checked_add(phoff))
-        else {
+        let Some(base) = (i as u64).checked_mul(u64::from(entsize)) else {
             break;
         };
         let seg = if ptr_size == 8 {
@@ -214,7 +252,8 @@ fn segments(r: &Reader<'_>, ptr_size: u8, phoff: u64, entsize: u16, num: u16) ->
 }
 
 fn sections(
-    r: &Reader<'_>,
+    src: &dyn RandomAccess,
+    big_endian: bool,
     ptr_size: u8,
     shoff: u64,
     entsize: u16,
@@ -225,13 +264,15 @@ fn sections(
     if shoff == 0 || usize::from(entsize) < min {
         return Vec::new();
     }
+    let bytes = table(src, shoff, entsize, num);
+    let r = Reader {
+        bytes: &bytes,
+        big_endian,
+    };
     // (name offset, type, offset, size) per header.
     let mut raw = Vec::new();
     for i in 0..usize::from(num).min(MAX_HEADERS) {
-        let Some(base) = (i as u64)
-            .checked_mul(u64::from(entsize))
-            .and_then(|o| o.checked_add(shoff))
-        else {
+        let Some(base) = (i as u64).checked_mul(u64::from(entsize)) else {
             break;
         };
         let h = if ptr_size == 8 {
@@ -258,8 +299,8 @@ fn sections(
     }
     let names = raw
         .get(usize::from(strndx))
-        .and_then(|&(_, _, off, size)| r.slice(off, size))
-        .unwrap_or(&[]);
+        .and_then(|&(_, _, off, size)| src.get(off, size))
+        .unwrap_or(Cow::Borrowed(&[]));
     raw.into_iter()
         .map(|(name_off, ty, offset, size)| {
             let name = usize::try_from(name_off)

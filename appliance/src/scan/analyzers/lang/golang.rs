@@ -7,8 +7,9 @@
 
 use super::elf::{Elf, Reader};
 use super::{error, package};
-use crate::scan::analyzers::AnalyzeError;
+use crate::scan::analyzers::{AnalyzeError, RandomAccess};
 use crate::scan::package::{Ecosystem, Package};
+use std::borrow::Cow;
 
 const MAGIC: &[u8] = b"\xff Go buildinf:";
 const HEADER: usize = 32;
@@ -32,16 +33,26 @@ pub(super) struct BuildInfo {
 /// `(devel)`) and every dependency, replacements applied. A binary without build info yields nothing.
 pub(super) fn binary(
     path: &str,
-    bytes: &[u8],
+    src: &dyn RandomAccess,
     elf: &Elf<'_>,
 ) -> Result<Vec<Package>, AnalyzeError> {
     // Without section headers (stripped by hand), the build info is found by scanning for the magic.
     let (data, scanned) = match elf.section(".go.buildinfo") {
         Some(s) => (s, false),
-        None if elf.sections.is_empty() => (bytes, true),
+        None if elf.sections.is_empty() => {
+            let Some(at) = find_magic_in(src) else {
+                return Ok(Vec::new());
+            };
+            // Build info is a few KiB: read as far as it may reach only when that is not enough.
+            let small = src.get_clipped(at, 64 << 10);
+            if let Ok(Some(info)) = read_build_info(&small, elf) {
+                return Ok(packages(path, &info));
+            }
+            (src.get_clipped(at, MAX_REACH), true)
+        }
         None => return Ok(Vec::new()),
     };
-    let info = match read_build_info(data, elf) {
+    let info = match read_build_info(&data, elf) {
         Ok(Some(info)) => info,
         Ok(None) => return Ok(Vec::new()),
         // A magic found by scanning may be a coincidence; only a real section's damage is reported.
@@ -51,7 +62,30 @@ pub(super) fn binary(
     Ok(packages(path, &info))
 }
 
-/// Finds and decodes the build info in `data` (the `.go.buildinfo` section, or the whole file).
+/// How far build info reaches from its magic: the header and two inline strings with their lengths.
+const MAX_REACH: u64 = HEADER as u64 + 2 * (10 + MAX_STRING);
+
+/// Offset of the first build-info magic at a 16-byte aligned offset of the file, read in 1 MiB steps.
+fn find_magic_in(src: &dyn RandomAccess) -> Option<u64> {
+    const STEP: u64 = 1 << 20;
+    let mut off = 0u64;
+    while off < src.len() {
+        // A magic starting in this step may end in the next: read a little more.
+        let chunk = src.get_clipped(off, STEP + ALIGN as u64);
+        let in_step = chunk.len().min(STEP as usize);
+        if let Some(i) = (0..in_step)
+            .step_by(ALIGN)
+            .find(|&i| chunk.get(i..i + MAGIC.len()) == Some(MAGIC))
+        {
+            return Some(off + i as u64);
+        }
+        off += STEP;
+    }
+    None
+}
+
+/// Finds and decodes the build info in `data` (the `.go.buildinfo` section, or the file from the magic
+/// on).
 pub(super) fn read_build_info(data: &[u8], elf: &Elf<'_>) -> Result<Option<BuildInfo>, String> {
     let Some(start) = find_magic(data) else {
         return Ok(None);
@@ -62,10 +96,10 @@ pub(super) fn read_build_info(data: &[u8], elf: &Elf<'_>) -> Result<Option<Build
     }
     let ptr_size = hdr[14];
     let flags = hdr[15];
-    let (version, modinfo) = if flags & FLAG_INLINE != 0 {
+    let (version, modinfo): (Cow<'_, [u8]>, Cow<'_, [u8]>) = if flags & FLAG_INLINE != 0 {
         let (version, rest) = uvarint_string(&hdr[HEADER..]).ok_or("bad Go version string")?;
         let (modinfo, _) = uvarint_string(rest).ok_or("bad Go module info string")?;
-        (version, modinfo)
+        (version.into(), modinfo.into())
     } else {
         if ptr_size != 4 && ptr_size != 8 {
             return Err(format!("bad Go build info pointer size {ptr_size}"));
@@ -84,8 +118,8 @@ pub(super) fn read_build_info(data: &[u8], elf: &Elf<'_>) -> Result<Option<Build
         (version, modinfo)
     };
     Ok(Some(BuildInfo {
-        go_version: String::from_utf8_lossy(version).into_owned(),
-        modinfo: String::from_utf8_lossy(strip_sentinels(modinfo)).into_owned(),
+        go_version: String::from_utf8_lossy(&version).into_owned(),
+        modinfo: String::from_utf8_lossy(strip_sentinels(&modinfo)).into_owned(),
     }))
 }
 
@@ -115,11 +149,16 @@ fn uvarint_string(b: &[u8]) -> Option<(&[u8], &[u8])> {
 }
 
 /// Follows a pointer to a Go string header `{data *byte, len int}` and returns the string's bytes.
-fn go_string<'a>(elf: &Elf<'a>, big_endian: bool, ptr_size: u8, addr: u64) -> Option<&'a [u8]> {
+fn go_string<'a>(
+    elf: &Elf<'a>,
+    big_endian: bool,
+    ptr_size: u8,
+    addr: u64,
+) -> Option<Cow<'a, [u8]>> {
     let ps = u64::from(ptr_size);
     let hdr = elf.read_at(addr, 2 * ps)?;
     let r = Reader {
-        bytes: hdr,
+        bytes: &hdr,
         big_endian,
     };
     let data = r.word(0, ptr_size)?;

@@ -14,7 +14,7 @@ mod npm;
 mod python;
 mod zip;
 
-use super::AnalyzeError;
+use super::{AnalyzeError, RandomAccess};
 use crate::scan::package::{Ecosystem, OsRelease, Package};
 
 /// The kind of file a language analyser reads, decided from the path and head alone.
@@ -65,6 +65,21 @@ pub fn wants(path: &str, head: &[u8]) -> bool {
     kind(path, head).is_some()
 }
 
+/// Whether the file is an executable, read through [`analyze_executable`] where only its headers and
+/// a few sections are looked at.
+pub fn is_executable(path: &str, head: &[u8]) -> bool {
+    kind(path, head) == Some(Kind::Elf)
+}
+
+/// Go build info and cargo-auditable dependencies of an executable, reading only its headers, section
+/// names and the sections that carry them.
+pub fn analyze_executable(
+    path: &str,
+    src: &dyn RandomAccess,
+) -> Result<Vec<Package>, AnalyzeError> {
+    binary(path, src)
+}
+
 /// Runs the language analysers for the file, if one wants it.
 ///
 /// Language packages carry no distro qualifiers, so `os` is not used; it is part of the signature so
@@ -81,17 +96,17 @@ pub fn analyze(
         Kind::NpmInstalled => npm::installed(path, bytes),
         Kind::PythonMetadata => python::metadata(path, bytes),
         Kind::CargoLock => cargo::lockfile(path, bytes),
-        Kind::Elf => binary(path, bytes),
+        Kind::Elf => binary(path, &bytes),
         Kind::JavaArchive => java::archive(path, bytes),
     };
     Some(result)
 }
 
 /// An ELF file: Go build info and cargo-auditable dependency lists, whichever it carries.
-fn binary(path: &str, bytes: &[u8]) -> Result<Vec<Package>, AnalyzeError> {
-    let elf = elf::Elf::parse(bytes).map_err(|reason| error("elf", path, reason))?;
-    let mut packages = golang::binary(path, bytes, &elf)?;
-    packages.extend(cargo::auditable(path, bytes, &elf)?);
+fn binary(path: &str, src: &dyn RandomAccess) -> Result<Vec<Package>, AnalyzeError> {
+    let elf = elf::Elf::parse(src).map_err(|reason| error("elf", path, reason))?;
+    let mut packages = golang::binary(path, src, &elf)?;
+    packages.extend(cargo::auditable(path, &elf)?);
     Ok(packages)
 }
 
