@@ -39,6 +39,9 @@ struct Tuning {
     part_out_max: usize,
     /// Most output the reader decodes at a time when it decodes a part itself.
     step_out: usize,
+    /// Output between two checks whether a speculative decode may drop the unknown history in the
+    /// middle of a block.
+    clean_check: usize,
     /// Compressed bytes read past a part's nominal end (blocks straddle it), grown when short, up to
     /// `margin_max` before the part is given up.
     margin: u64,
@@ -53,6 +56,7 @@ const TUNING: Tuning = Tuning {
     part_max: 4 << 20,
     part_out_max: 32 << 20,
     step_out: 4 << 20,
+    clean_check: 128 << 10,
     margin: 512 << 10,
     margin_max: 16 << 20,
     workers: 0,
@@ -66,9 +70,6 @@ const MAX_WORKERS: usize = 4;
 /// The decompressed bytes of a gzip blob: inflated on several cores when it is large enough, else on
 /// one (see the module documentation).
 pub fn open(src: &Source) -> io::Result<Box<dyn TarStream>> {
-    if std::env::var_os("GZSERIAL").is_some() {
-        return serial(src);
-    }
     match Parallel::start(src, TUNING)? {
         Some(p) => Ok(Box::new(p)),
         None => serial(src),
@@ -320,9 +321,10 @@ fn speculate(
         .ok()?;
     // Bits below are relative to `base`.
     let stop_bit = part * 8;
-    let limits = |input: &Vec<u8>, until_clean: bool| Limits {
+    let cap = t.part_out_max + WINDOW;
+    let limits = |input: &Vec<u8>, max_out: usize, until_clean: bool| Limits {
         stop_bit,
-        max_out: t.part_out_max + WINDOW,
+        max_out,
         input_final: base + input.len() as u64 >= shared.deflate_len,
         until_clean,
     };
@@ -345,9 +347,11 @@ fn speculate(
         }
         let outcome = loop {
             let r = if clean {
-                dec.decode(&input, at, &mut plain, limits(&input, false))
+                dec.decode(&input, at, &mut plain, limits(&input, cap, false))
             } else {
-                dec.decode(&input, at, &mut markers, limits(&input, true))
+                // In steps, so the history can be dropped inside a long block too.
+                let step = (markers.len + t.clean_check).min(cap);
+                dec.decode(&input, at, &mut markers, limits(&input, step, true))
             };
             match r {
                 Ok((bit, Halt::InputLow)) => {
@@ -359,6 +363,14 @@ fn speculate(
                     shared
                         .read_deflate(base + have, nominal_end + margin, &mut input)
                         .ok()?;
+                    at = bit;
+                }
+                Ok((bit, Halt::OutputFull)) if !clean && markers.len < cap => {
+                    let m = markers.data();
+                    if !m[m.len() - WINDOW..].iter().any(|&s| s >= inflate::MARKER) {
+                        plain.extend(m[m.len() - WINDOW..].iter().map(|&s| s as u8));
+                        clean = true;
+                    }
                     at = bit;
                 }
                 Ok((bit, Halt::Clean)) => {
@@ -877,6 +889,7 @@ mod tests {
             part_max: 8 << 10,
             part_out_max: 256 << 10,
             step_out: 16 << 10,
+            clean_check: 4 << 10,
             margin: 2 << 10,
             margin_max: 1 << 20,
             workers: 2,
