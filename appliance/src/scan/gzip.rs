@@ -13,9 +13,10 @@
 //! with the history known. The CRC-32 and size in the gzip trailer are checked at the end, as zlib does.
 //!
 //! Memory stays bounded: a part's output is capped (beyond the cap the reader decodes in bounded steps),
-//! and workers run at most a few parts ahead of the reader. Small layers, and streams whose first block
-//! is not dynamic (zlib-ng's fastest level writes fixed-Huffman blocks only), take the serial path:
-//! zlib-rs on a worker thread, overlapping with the tar parsing of the caller.
+//! and workers run at most a few parts ahead of the reader. Small layers, streams whose first block is
+//! not dynamic (zlib-ng's fastest level writes fixed-Huffman blocks only), and any layer while the
+//! machine has no core to spare ([`cores_free`]) take the serial path: zlib-rs on a worker thread,
+//! overlapping with the tar parsing of the caller.
 
 use super::image::{forward_only, TarStream};
 use super::inflate::{self, Decoder, Halt, Limits, Output, WINDOW};
@@ -48,6 +49,8 @@ struct Tuning {
     margin_max: u64,
     /// Worker threads; 0 for one per core (at most [`MAX_WORKERS`]).
     workers: usize,
+    /// Inflate serially while the machine is busy (see [`cores_free`]).
+    load_aware: bool,
 }
 
 const TUNING: Tuning = Tuning {
@@ -60,6 +63,7 @@ const TUNING: Tuning = Tuning {
     margin: 512 << 10,
     margin_max: 16 << 20,
     workers: 0,
+    load_aware: true,
 };
 
 /// Candidate block starts a worker tries in one part before giving it up.
@@ -155,6 +159,21 @@ impl Blob {
                 Source::Memory(v.into())
             }
         }
+    }
+}
+
+/// Whether at least one core is free for a second inflating thread: the 1-minute load average (Linux
+/// `/proc/loadavg`) is below `cores - 0.5`, the way `make --load-average` decides whether to start another
+/// job. The parallel path spends about 20 % more CPU than zlib-rs alone (its decoder, the block finder,
+/// markers), so on a machine already busy with other work it is slower than the serial one. Where the
+/// load cannot be read, the cores are taken to be free.
+fn cores_free(cores: usize) -> bool {
+    let Ok(text) = std::fs::read_to_string("/proc/loadavg") else {
+        return true;
+    };
+    match text.split_whitespace().next().map(str::parse::<f64>) {
+        Some(Ok(load)) => load < cores as f64 - 0.5,
+        _ => true,
     }
 }
 
@@ -467,6 +486,9 @@ impl Parallel {
         if workers < 2 || blob.len() < tuning.parallel_min {
             return Ok(None);
         }
+        if tuning.load_aware && !cores_free(workers) {
+            return Ok(None);
+        }
         let mut head = Vec::new();
         blob.read_into(0, 64 << 10, &mut head)?;
         let Some(deflate_at) = header_len(&head) else {
@@ -606,13 +628,12 @@ impl Parallel {
         };
         match part {
             Some(p) if p.start == self.at => {
-                if std::env::var_os("GZDBG").is_some() {
-                    eprintln!(
-                        "part {k}: used, markers {} plain {}",
-                        p.markers.len,
-                        p.plain.len - p.plain_from
-                    );
-                }
+                tracing::trace!(
+                    part = k,
+                    markers = p.markers.len.saturating_sub(WINDOW),
+                    bytes = p.plain.len - p.plain_from,
+                    "gzip part decoded by a worker"
+                );
                 let mut resolved = self.spare8();
                 if let Some(symbols) = p.markers.data().get(WINDOW..) {
                     inflate::resolve(symbols, &self.window, &mut resolved)
@@ -627,13 +648,13 @@ impl Parallel {
                 }
             }
             other => {
-                if std::env::var_os("GZDBG").is_some() {
-                    eprintln!(
-                        "part {k}: in order (got {:?} at {})",
-                        other.as_ref().map(|p| p.start),
-                        self.at
-                    );
-                }
+                // A wrong guess, a part given up, or a stream whose parts cannot be found.
+                tracing::debug!(
+                    part = k,
+                    at_bit = self.at,
+                    guessed_bit = other.as_ref().map(|p| p.start),
+                    "gzip part decoded in order"
+                );
                 let mut st = self.shared.lock();
                 if let Some(p) = other {
                     st.spare8.push(p.plain);
@@ -893,6 +914,7 @@ mod tests {
             margin: 2 << 10,
             margin_max: 1 << 20,
             workers: 2,
+            load_aware: false,
         }
     }
 

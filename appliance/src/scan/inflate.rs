@@ -876,18 +876,29 @@ pub fn find_block(dec: &mut Decoder, input: &[u8], from: u64, to: u64) -> Option
 /// [`WINDOW`] only at the start of a stream), appending the bytes to `out`. A marker before the start of
 /// the stream means a distance too far back.
 pub fn resolve(symbols: &[u16], window: &[u8], out: &mut Output<u8>) -> Result<(), InflateError> {
+    const RUN: usize = 32;
     let missing = WINDOW.saturating_sub(window.len());
     let end = out.len + symbols.len();
     grow(&mut out.buf, end);
-    for (o, &s) in out.buf[out.len..end].iter_mut().zip(symbols) {
-        *o = if s < 256 {
-            s as u8
-        } else {
-            let i = usize::from(s - MARKER);
-            *i.checked_sub(missing)
-                .and_then(|i| window.get(i))
-                .ok_or(InflateError::Corrupt("invalid distance too far back"))?
-        };
+    let dst = &mut out.buf[out.len..end];
+    for (d, s) in dst.chunks_mut(RUN).zip(symbols.chunks(RUN)) {
+        // Most symbols are bytes: a run of them converts in one vectorisable pass.
+        if s.iter().all(|&v| v < 256) {
+            for (o, &v) in d.iter_mut().zip(s) {
+                *o = v as u8;
+            }
+            continue;
+        }
+        for (o, &v) in d.iter_mut().zip(s) {
+            *o = if v < 256 {
+                v as u8
+            } else {
+                *v.checked_sub(MARKER)
+                    .and_then(|i| usize::from(i).checked_sub(missing))
+                    .and_then(|i| window.get(i))
+                    .ok_or(InflateError::Corrupt("invalid distance too far back"))?
+            };
+        }
     }
     out.len = end;
     Ok(())
