@@ -13,10 +13,11 @@
 //! with the history known. The CRC-32 and size in the gzip trailer are checked at the end, as zlib does.
 //!
 //! Memory stays bounded: a part's output is capped (beyond the cap the reader decodes in bounded steps),
-//! and workers run at most a few parts ahead of the reader. Small layers, streams whose first block is
-//! not dynamic (zlib-ng's fastest level writes fixed-Huffman blocks only), and any layer while the
-//! machine has no core to spare ([`cores_free`]) take the serial path: zlib-rs on a worker thread,
-//! overlapping with the tar parsing of the caller.
+//! and workers run at most a few parts ahead of the reader; their buffers (compressed input, output) are
+//! reused from part to part, since faulting fresh pages in cost more than the split saved on a busy
+//! machine. Small layers, and streams whose first block is not dynamic (zlib-ng's fastest level writes
+//! fixed-Huffman blocks only), take the serial path: zlib-rs on a worker thread, overlapping with the tar
+//! parsing of the caller.
 
 use super::image::{forward_only, TarStream};
 use super::inflate::{self, Decoder, Halt, Limits, Output, WINDOW};
@@ -49,8 +50,6 @@ struct Tuning {
     margin_max: u64,
     /// Worker threads; 0 for one per core (at most [`MAX_WORKERS`]).
     workers: usize,
-    /// Inflate serially while the machine is busy (see [`cores_free`]).
-    load_aware: bool,
 }
 
 const TUNING: Tuning = Tuning {
@@ -63,7 +62,6 @@ const TUNING: Tuning = Tuning {
     margin: 512 << 10,
     margin_max: 16 << 20,
     workers: 0,
-    load_aware: true,
 };
 
 /// Candidate block starts a worker tries in one part before giving it up.
@@ -162,21 +160,6 @@ impl Blob {
     }
 }
 
-/// Whether at least one core is free for a second inflating thread: the 1-minute load average (Linux
-/// `/proc/loadavg`) is below `cores - 0.5`, the way `make --load-average` decides whether to start another
-/// job. The parallel path spends about 20 % more CPU than zlib-rs alone (its decoder, the block finder,
-/// markers), so on a machine already busy with other work it is slower than the serial one. Where the
-/// load cannot be read, the cores are taken to be free.
-fn cores_free(cores: usize) -> bool {
-    let Ok(text) = std::fs::read_to_string("/proc/loadavg") else {
-        return true;
-    };
-    match text.split_whitespace().next().map(str::parse::<f64>) {
-        Some(Ok(load)) => load < cores as f64 - 0.5,
-        _ => true,
-    }
-}
-
 /// Length of the gzip member header at the start of `head` (RFC 1952), or `None` when it is not one
 /// this reader handles (the serial decoder then reports what is wrong).
 fn header_len(head: &[u8]) -> Option<usize> {
@@ -229,6 +212,12 @@ struct Part {
     plain_crc: Crc,
 }
 
+/// Spare buffers kept per kind (a part's buffers come back before the next part is taken, mostly); more
+/// are freed, and so are buffers larger than [`SPARE_MAX`] bytes (grown by an unusually large part), so
+/// the pool does not hold on to a burst's worth of memory.
+const SPARES: usize = 3;
+const SPARE_MAX: usize = 16 << 20;
+
 struct State {
     /// Next part a worker should take.
     next: usize,
@@ -254,6 +243,26 @@ struct Shared {
     ahead: usize,
     state: Mutex<State>,
     changed: Condvar,
+}
+
+impl State {
+    /// Keeps a part's buffers for later parts (up to [`SPARES`] of each kind).
+    fn recycle(&mut self, plain: Output<u8>, markers: Output<u16>) {
+        self.recycle8(plain);
+        self.recycle16(markers);
+    }
+
+    fn recycle8(&mut self, buf: Output<u8>) {
+        if self.spare8.len() < SPARES && buf.buf.len() <= SPARE_MAX {
+            self.spare8.push(buf);
+        }
+    }
+
+    fn recycle16(&mut self, buf: Output<u16>) {
+        if self.spare16.len() < SPARES && 2 * buf.buf.len() <= SPARE_MAX {
+            self.spare16.push(buf);
+        }
+    }
 }
 
 impl Shared {
@@ -289,6 +298,8 @@ impl Shared {
 /// A worker: takes parts in order, at most `ahead` beyond the one the reader needs.
 fn work(shared: &Shared) {
     let mut dec = Decoder::default();
+    // Compressed input, kept across parts so its pages are not faulted in again for each.
+    let mut input = Vec::new();
     loop {
         let (k, buf8, buf16) = {
             let mut st = shared.lock();
@@ -306,12 +317,12 @@ fn work(shared: &Shared) {
             st.next += 1;
             (
                 k,
-                st.spare8.pop().unwrap_or_default(),
-                st.spare16.pop().unwrap_or_default(),
+                take_largest(&mut st.spare8),
+                take_largest(&mut st.spare16),
             )
         };
         let part = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            speculate(shared, k, &mut dec, buf8, buf16)
+            speculate(shared, k, &mut dec, &mut input, buf8, buf16)
         }))
         .unwrap_or(None);
         dec.reset();
@@ -321,11 +332,18 @@ fn work(shared: &Shared) {
     }
 }
 
+/// The spare buffer with the most room (a part's output is large), or a new one.
+fn take_largest<T: Default>(spares: &mut Vec<Output<T>>) -> Output<T> {
+    let best = (0..spares.len()).max_by_key(|&i| spares[i].buf.len());
+    best.map(|i| spares.swap_remove(i)).unwrap_or_default()
+}
+
 /// Decodes part `k` from a guessed block start (the stream's start for part 0), or gives up.
 fn speculate(
     shared: &Shared,
     k: usize,
     dec: &mut Decoder,
+    input: &mut Vec<u8>,
     mut plain: Output<u8>,
     mut markers: Output<u16>,
 ) -> Option<Part> {
@@ -333,10 +351,10 @@ fn speculate(
     let part = shared.part;
     let base = k as u64 * part;
     let nominal_end = base + part;
-    let mut input = Vec::new();
+    input.clear();
     let mut margin = t.margin;
     shared
-        .read_deflate(base, nominal_end + margin, &mut input)
+        .read_deflate(base, nominal_end + margin, input)
         .ok()?;
     // Bits below are relative to `base`.
     let stop_bit = part * 8;
@@ -352,7 +370,7 @@ fn speculate(
         let start = if k == 0 {
             0
         } else {
-            inflate::find_block(dec, &input, from, stop_bit)?
+            inflate::find_block(dec, input, from, stop_bit)?
         };
         from = start + 1;
         dec.reset();
@@ -366,11 +384,11 @@ fn speculate(
         }
         let outcome = loop {
             let r = if clean {
-                dec.decode(&input, at, &mut plain, limits(&input, cap, false))
+                dec.decode(input, at, &mut plain, limits(input, cap, false))
             } else {
                 // In steps, so the history can be dropped inside a long block too.
                 let step = (markers.len + t.clean_check).min(cap);
-                dec.decode(&input, at, &mut markers, limits(&input, step, true))
+                dec.decode(input, at, &mut markers, limits(input, step, true))
             };
             match r {
                 Ok((bit, Halt::InputLow)) => {
@@ -380,7 +398,7 @@ fn speculate(
                     let have = input.len() as u64;
                     margin *= 4;
                     shared
-                        .read_deflate(base + have, nominal_end + margin, &mut input)
+                        .read_deflate(base + have, nominal_end + margin, input)
                         .ok()?;
                     at = bit;
                 }
@@ -486,9 +504,6 @@ impl Parallel {
         if workers < 2 || blob.len() < tuning.parallel_min {
             return Ok(None);
         }
-        if tuning.load_aware && !cores_free(workers) {
-            return Ok(None);
-        }
         let mut head = Vec::new();
         blob.read_into(0, 64 << 10, &mut head)?;
         let Some(deflate_at) = header_len(&head) else {
@@ -583,12 +598,16 @@ impl Parallel {
     }
 
     fn recycle8(&self, buf: Output<u8>) {
-        self.shared.lock().spare8.push(buf);
+        self.shared.lock().recycle8(buf);
     }
 
     /// An output buffer from the pool (initialised room from earlier use).
     fn spare8(&self) -> Output<u8> {
-        let mut b = self.shared.lock().spare8.pop().unwrap_or_default();
+        // The smallest: the reader's own output (resolved markers, history) is short; workers take the
+        // large ones.
+        let mut st = self.shared.lock();
+        let pick = (0..st.spare8.len()).min_by_key(|&i| st.spare8[i].buf.len());
+        let mut b = pick.map(|i| st.spare8.swap_remove(i)).unwrap_or_default();
         b.clear();
         b
     }
@@ -608,8 +627,7 @@ impl Parallel {
                     break;
                 }
                 if let Some(Some(p)) = st.done.remove(&i) {
-                    st.spare8.push(p.plain);
-                    st.spare16.push(p.markers);
+                    st.recycle(p.plain, p.markers);
                 }
             }
             self.shared.changed.notify_all();
@@ -641,7 +659,7 @@ impl Parallel {
                 }
                 self.emit(resolved, 0, None);
                 self.emit(p.plain, p.plain_from, Some(&p.plain_crc));
-                self.shared.lock().spare16.push(p.markers);
+                self.shared.lock().recycle16(p.markers);
                 self.at = p.end;
                 if p.last {
                     self.finish_member()?;
@@ -657,8 +675,7 @@ impl Parallel {
                 );
                 let mut st = self.shared.lock();
                 if let Some(p) = other {
-                    st.spare8.push(p.plain);
-                    st.spare16.push(p.markers);
+                    st.recycle(p.plain, p.markers);
                 }
                 // Workers may go on with the parts after this one.
                 st.wanted = k + 1;
@@ -914,7 +931,6 @@ mod tests {
             margin: 2 << 10,
             margin_max: 1 << 20,
             workers: 2,
-            load_aware: false,
         }
     }
 
