@@ -124,6 +124,8 @@ pub struct BuildReport {
     pub payload_bytes: u64,
     /// Bytes written.
     pub output_bytes: u64,
+    /// Whether every input was read once ([`ReadStrategy`]); the bytes are the same either way.
+    pub single_read: bool,
 }
 
 /// Feeds bytes to one hasher per digest algorithm.
@@ -184,17 +186,53 @@ pub(crate) fn digest_profiles(profiles: &[Profile]) -> BTreeMap<DigestAlg, Profi
         .collect()
 }
 
-/// How a build reads its inputs. Both strategies write the same bytes.
+/// How a build reads its inputs. Every strategy writes the same bytes.
+///
+/// A single read is possible for one plain kit file (not encrypted, not split, not a delta) on a file
+/// system that can insert a range at the front of a file (ext4, XFS); everything else is built in two
+/// passes.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ReadStrategy {
-    /// Read every input once where the output allows it (one plain kit file: not encrypted, not split, not
-    /// a delta, on a file system that can insert a range at the front of a file, such as ext4 or XFS), and
-    /// twice otherwise.
+    /// Read once where it is possible and pays (see [`single_read_pays`]), twice otherwise.
     #[default]
     Auto,
+    /// Read once wherever it is possible.
+    SingleRead,
     /// Hash every input first, then read the carried ones again to write the kit.
     TwoPass,
+}
+
+/// Whether reading every input once is worth its cost (more threads, a second zstd encoder per core, and
+/// frames of payloads that finish early copied in from spill files), as measured on the 2-core machines
+/// of this project (docs/bench.md): it pays when
+/// - hashing is what bounds the build (a Streebog or SM3 digest, several times slower than SHA-256 and
+///   compression): hashing then runs beside compression instead of before it;
+/// - fewer large payloads than lanes are left to keep the cores busy (one big appliance update or layer):
+///   its hashing gets a thread of its own beside the compressor;
+/// - the inputs do not fit in the memory the page cache can use, so a second pass would read them from
+///   the disk again.
+///
+/// Otherwise (SHA-256 only, many payloads, inputs cached) the hashing pass takes a fraction of a second
+/// on all cores, and two passes were as fast or faster.
+pub fn single_read_pays(digests: &[DigestAlg], large_payloads: usize, input_bytes: u64) -> bool {
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let slow_hash = digests.iter().any(|d| *d != DigestAlg::Sha256);
+    slow_hash || large_payloads < cores || input_bytes > memory_available() / 2
+}
+
+/// `MemAvailable` from /proc/meminfo, in bytes (unknown: as if there were plenty).
+fn memory_available() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find_map(|l| l.strip_prefix("MemAvailable:"))
+                .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+        })
+        .map_or(u64::MAX, |kib| kib.saturating_mul(1024))
 }
 
 /// Builds a kit. On any error the output path is left as it was.
@@ -286,13 +324,22 @@ fn build_inner(
         Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
         _ => PathBuf::from("."),
     };
-    let single = strategy == ReadStrategy::Auto
+    let total: u64 = jobs.iter().map(|j| j.size).sum();
+    let large = jobs.iter().filter(|j| j.large()).count();
+    let wanted = match strategy {
+        ReadStrategy::TwoPass => false,
+        ReadStrategy::SingleRead => true,
+        ReadStrategy::Auto => {
+            let digests: Vec<DigestAlg> = by_alg.keys().copied().collect();
+            single_read_pays(&digests, large, total)
+        }
+    };
+    let single = wanted
         && recipients.is_empty()
         && volume_size.is_none()
         && base.is_none()
-        && jobs.iter().any(Job::large)
+        && large > 0
         && crate::single_read::supported(&dir);
-    let total: u64 = jobs.iter().map(|j| j.size).sum();
     let plan = Plan {
         jobs,
         by_alg,
@@ -363,6 +410,7 @@ fn write_single_read(
         manifest: signed.manifest,
         outputs: vec![out],
         output_bytes,
+        single_read: true,
     })
 }
 
@@ -426,6 +474,7 @@ fn write_two_pass(
         manifest: signed.manifest,
         outputs,
         output_bytes,
+        single_read: false,
     })
 }
 
@@ -1139,12 +1188,13 @@ mod tests {
             let out = d.join(format!("single-{lanes}-{spill}.kit"));
             let r = build_inner(
                 request(planned.clone(), out.clone(), None),
-                ReadStrategy::Auto,
+                ReadStrategy::SingleRead,
                 spill,
                 Some(lanes),
             )
             .unwrap();
             assert_eq!(r.manifest, reference.manifest);
+            assert_eq!(r.single_read, single);
             assert!(
                 std::fs::read(&out).unwrap() == two,
                 "{lanes} lanes, spill limit {spill}: the kit differs from the two-pass one"
@@ -1153,7 +1203,7 @@ mod tests {
         // Volumes are the same stream, cut.
         let r = build_with(
             request(planned, d.join("v.kit"), Some(1 << 20)),
-            ReadStrategy::Auto,
+            ReadStrategy::SingleRead,
         )
         .unwrap();
         let mut joined = Vec::new();
@@ -1223,7 +1273,7 @@ mod tests {
             let out = d.join(format!("one-{spill}.kit"));
             build_inner(
                 request(planned.clone(), out.clone(), None),
-                ReadStrategy::Auto,
+                ReadStrategy::SingleRead,
                 spill,
                 Some(lanes),
             )
@@ -1290,7 +1340,7 @@ mod tests {
             source: Source::Path(bad),
             oci_digest: Some(format!("sha256:{}", "0".repeat(64))),
         });
-        for (strategy, spill) in [(ReadStrategy::Auto, 1), (ReadStrategy::TwoPass, 1)] {
+        for (strategy, spill) in [(ReadStrategy::SingleRead, 1), (ReadStrategy::TwoPass, 1)] {
             let err = build_inner(
                 request(planned.clone(), d.join("k.kit"), None),
                 strategy,

@@ -394,14 +394,19 @@ fn check_single_read(profile: &str) {
         "2",
     ]);
     let mut one = args.clone();
-    one.extend(["--out", "one.kit"]);
+    one.extend(["--single-read", "--out", "one.kit"]);
     build(d, &one).ok();
     let mut two = args.clone();
     two.extend(["--two-pass", "--out", "two.kit"]);
     build(d, &two).ok();
+    let mut auto = args.clone();
+    auto.extend(["--out", "auto.kit"]);
+    build(d, &auto).ok();
     assert_eq!(tar_manifest(d, "one.kit"), tar_manifest(d, "two.kit"));
+    assert_eq!(tar_manifest(d, "one.kit"), tar_manifest(d, "auto.kit"));
     let list = tar_list(d, "one.kit");
     assert_eq!(list, tar_list(d, "two.kit"));
+    assert_eq!(list, tar_list(d, "auto.kit"));
     // kit.json, kit.dsse.json, the two large entries (big1 = big2, big3) by name, then the small ones.
     let json = inspect_json(d, &["one.kit"]);
     let path = |name: &str| {
@@ -419,7 +424,7 @@ fn check_single_read(profile: &str) {
     assert_eq!(list.len(), 2 + 2 + 5, "{list:?}");
     assert_eq!(list[2], path("files/big1.bin"), "{list:?}");
     assert_eq!(list[3], path("files/big3.bin"), "{list:?}");
-    for k in ["one.kit", "two.kit"] {
+    for k in ["one.kit", "two.kit", "auto.kit"] {
         verify(d, &["--trust", "site.pub.pem", k]).ok();
     }
     fs::create_dir(d.join("x")).unwrap();
@@ -456,8 +461,9 @@ fn ed25519_single_read_two_pass_and_volumes_are_the_same_bytes() {
         "7",
     ]);
     for extra in [
-        &["--out", "one.kit"][..],
+        &["--single-read", "--out", "one.kit"][..],
         &["--two-pass", "--out", "two.kit"],
+        &["--out", "auto.kit"],
         &["--volume-size", "1MiB", "--out", "vol/v.kit"],
     ] {
         let mut a = args.clone();
@@ -468,6 +474,10 @@ fn ed25519_single_read_two_pass_and_volumes_are_the_same_bytes() {
     assert!(
         one == fs::read(d.join("two.kit")).unwrap(),
         "one read and two passes differ"
+    );
+    assert!(
+        one == fs::read(d.join("auto.kit")).unwrap(),
+        "the default build differs"
     );
     let mut joined = Vec::new();
     for v in volumes_in(&d.join("vol"), "v.kit") {
