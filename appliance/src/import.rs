@@ -874,8 +874,11 @@ pub fn pending_inputs(dir: &Path) -> io::Result<Vec<(String, KitInput)>> {
             kits.push((name, KitInput::File(p)));
         } else if let Some(stem) = name.strip_suffix(".index") {
             sets.entry(stem.to_owned()).or_default().push(p);
-        } else if let Some((stem, num)) = name.rsplit_once('.') {
-            if num.len() == 3 && num.bytes().all(|b| b.is_ascii_digit()) && stem.ends_with(".kit") {
+        } else if let Some((stem, _)) = name
+            .rsplit_once('.')
+            .filter(|_| kit_builder::volume::volume_number_of(&p).is_some())
+        {
+            if stem.ends_with(".kit") {
                 sets.entry(stem.to_owned()).or_default().push(p);
             }
         }
@@ -915,17 +918,232 @@ pub fn input_fingerprint(input: &KitInput) -> String {
         .join("|")
 }
 
-/// Whether a watched input was already handled.
-pub fn seen(site: &Site, fingerprint: &str) -> Result<bool, StoreError> {
-    Ok(site
-        .store
-        .get(Tree::Meta, format!("watch/{fingerprint}").as_bytes())?
-        .is_some())
+/// Puts kits in import order: a delta kit after its base when the base is among them (by id and manifest
+/// digest), and otherwise the order given. Only each kit's first two entries are read, unverified, to learn
+/// its id and base; a kit whose header cannot be read keeps its place (its import then says why).
+pub fn order_by_base(site: &Site, inputs: Vec<KitInput>) -> Vec<KitInput> {
+    let identities = site.identities().unwrap_or_default();
+    let alg = site.profile.digest_alg();
+    /// What ordering needs of a kit: its (id, digest of `kit.json`) and its base's (id, digest).
+    #[derive(Default)]
+    struct Head {
+        me: Option<(String, String)>,
+        base: Option<(String, Option<String>)>,
+    }
+    let heads: Vec<Head> = inputs
+        .iter()
+        .map(
+            |input| match kit_builder::read::read_header(input, &identities, None) {
+                Ok((m, bytes, _, _)) => Head {
+                    me: site
+                        .profile
+                        .digest(&bytes)
+                        .ok()
+                        .map(|d| (m.id.clone(), d.hex())),
+                    base: m.base.map(|b| (b.id, b.digests.get(&alg).cloned())),
+                },
+                Err(_) => Head::default(),
+            },
+        )
+        .collect();
+    let is_base_of = |k: usize, delta: usize| match (&heads[k].me, &heads[delta].base) {
+        (Some((id, digest)), Some((base_id, base_digest))) => {
+            id == base_id && base_digest.as_ref().is_none_or(|d| d == digest)
+        }
+        _ => false,
+    };
+    let mut placed = vec![false; inputs.len()];
+    let mut order = Vec::with_capacity(inputs.len());
+    while order.len() < inputs.len() {
+        let waiting =
+            |i: usize| (0..inputs.len()).any(|k| k != i && !placed[k] && is_base_of(k, i));
+        let next = (0..inputs.len())
+            .filter(|&i| !placed[i])
+            .find(|&i| !waiting(i))
+            // A cycle cannot be signed into real kits; take the given order then.
+            .or_else(|| (0..inputs.len()).find(|&i| !placed[i]));
+        let Some(next) = next else { break };
+        placed[next] = true;
+        order.push(next);
+    }
+    let mut slots: Vec<Option<KitInput>> = inputs.into_iter().map(Some).collect();
+    order.into_iter().filter_map(|i| slots[i].take()).collect()
 }
 
-/// Marks a watched input as handled.
+/// What the watcher has done with an input (by its fingerprint).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum WatchState {
+    /// Not seen yet (or changed since).
+    New,
+    /// Imported, or rejected for good: handled again only when the file changes.
+    Handled,
+    /// Rejected because its base kit was missing when the site had `imports` accepted imports; retried
+    /// once the site has more.
+    WaitingForBase {
+        /// The site's accepted imports at the rejection.
+        imports: u64,
+    },
+}
+
+/// A watcher's record of an input, under `meta/watch/<fingerprint>`.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(untagged)]
+enum WatchRecord {
+    /// Rejected for a missing base: worth retrying after another import.
+    WaitingForBase {
+        waiting_for_base: u64,
+        reason: String,
+    },
+    /// `imported` or `rejected: <reason>`.
+    Handled(String),
+}
+
+/// The number of imports this site has accepted: one commit marker each (`meta/import/<id>`), never
+/// removed.
+pub fn accepted_imports(site: &Site) -> Result<u64, StoreError> {
+    Ok(site.store.count(Tree::Meta, b"import/")? as u64)
+}
+
+/// What the watcher did with an input before.
+pub fn watch_state(site: &Site, fingerprint: &str) -> Result<WatchState, StoreError> {
+    let Some(rec) = site
+        .store
+        .get_json::<WatchRecord>(Tree::Meta, format!("watch/{fingerprint}").as_bytes())?
+    else {
+        return Ok(WatchState::New);
+    };
+    Ok(match rec {
+        WatchRecord::WaitingForBase {
+            waiting_for_base, ..
+        } => WatchState::WaitingForBase {
+            imports: waiting_for_base,
+        },
+        WatchRecord::Handled(_) => WatchState::Handled,
+    })
+}
+
+/// Marks a watched input as handled (`imported`, `rejected: …`): not imported again until it changes.
 pub fn mark_seen(site: &Site, fingerprint: &str, result: &str) -> Result<(), StoreError> {
+    put_watch_record(site, fingerprint, &WatchRecord::Handled(result.to_owned()))
+}
+
+/// Marks a watched input as rejected for a missing base, to retry after the site's next accepted import.
+pub fn mark_waiting_for_base(
+    site: &Site,
+    fingerprint: &str,
+    reason: &str,
+) -> Result<(), StoreError> {
+    let rec = WatchRecord::WaitingForBase {
+        waiting_for_base: accepted_imports(site)?,
+        reason: reason.to_owned(),
+    };
+    put_watch_record(site, fingerprint, &rec)
+}
+
+fn put_watch_record(site: &Site, fingerprint: &str, rec: &WatchRecord) -> Result<(), StoreError> {
     let mut b = Batch::default();
-    b.put_json(Tree::Meta, format!("watch/{fingerprint}"), &result);
+    b.put_json(Tree::Meta, format!("watch/{fingerprint}"), rec);
     site.store.apply(b)
+}
+
+/// What one watched input came to in a pass.
+#[derive(Debug)]
+pub struct WatchOutcome {
+    /// The input's name in the directory: the kit file's, or `NAME.kit` for the volumes of a split kit.
+    pub name: String,
+    /// The receipt, or the refusal.
+    pub result: Result<SignedReceipt, ImportError>,
+    /// A refusal for a missing base, to be retried after the next accepted import.
+    pub will_retry: bool,
+}
+
+/// One scan of a watched directory: imports every new input (a delta after its base when both are new), and
+/// retries each input earlier rejected for a missing base once the site has accepted an import since, in
+/// this pass or an earlier one, until a pass imports nothing more. Inputs rejected for any other reason
+/// wait until their files change. `report` sees each outcome as it happens.
+pub fn watch_pass(
+    site: &Site,
+    dir: &Path,
+    now: &mut dyn FnMut() -> Timestamp,
+    report: &mut dyn FnMut(&WatchOutcome) -> io::Result<()>,
+) -> Result<(), WatchError> {
+    let inputs = pending_inputs(dir).map_err(|source| WatchError::List {
+        dir: dir.display().to_string(),
+        source,
+    })?;
+    let names: BTreeMap<String, String> = inputs
+        .iter()
+        .map(|(name, input)| (input.label(), name.clone()))
+        .collect();
+    // Rounds: the inputs due (new, or waiting for a base since fewer imports than now), deltas after their
+    // bases; another round only if this one imported something, so each round but the first follows an
+    // import and the pass ends.
+    loop {
+        let imports = accepted_imports(site)?;
+        let mut due = Vec::new();
+        for (_, input) in &inputs {
+            let fp = input_fingerprint(input);
+            let ready = match watch_state(site, &fp)? {
+                WatchState::New => true,
+                WatchState::WaitingForBase { imports: then } => imports > then,
+                WatchState::Handled => false,
+            };
+            if ready {
+                due.push(input.clone());
+            }
+        }
+        let mut imported = false;
+        for input in order_by_base(site, due) {
+            let fp = input_fingerprint(&input);
+            let label = input.label();
+            let req = ImportRequest {
+                input,
+                force_reason: None,
+                now: now(),
+                actor: "watch".into(),
+                label: None,
+            };
+            let result = import(site, &req);
+            let will_retry = matches!(&result, Err(e) if e.status == ExitStatus::BaseMissing);
+            match &result {
+                Ok(_) => {
+                    imported = true;
+                    mark_seen(site, &fp, "imported")?;
+                }
+                Err(e) if will_retry => mark_waiting_for_base(site, &fp, &e.message)?,
+                Err(e) => mark_seen(site, &fp, &format!("rejected: {}", e.message))?,
+            }
+            let outcome = WatchOutcome {
+                name: names.get(&label).cloned().unwrap_or(label),
+                result,
+                will_retry,
+            };
+            report(&outcome).map_err(WatchError::Report)?;
+        }
+        if !imported {
+            return Ok(());
+        }
+    }
+}
+
+/// A watch pass could not go on (an input's own refusal is an outcome, not this).
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum WatchError {
+    /// The directory could not be listed.
+    #[error("{dir}: cannot list")]
+    List {
+        /// The directory.
+        dir: String,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Reporting an outcome failed.
+    #[error("reporting: {0}")]
+    Report(#[source] io::Error),
 }

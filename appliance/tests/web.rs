@@ -761,6 +761,28 @@ async fn kit_upload_uses_the_import_checks() {
     };
     let res = test::call_service(&svc, form("/kits".into(), body.clone(), cookie.clone())).await;
     assert_eq!(res.status(), StatusCode::FORBIDDEN, "no CSRF token");
+    // Two whole kits in one upload: refused, naming both as uploaded, nothing imported.
+    let mut two = Vec::new();
+    for name in ["four.kit", "five.kit"] {
+        two.extend_from_slice(
+            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"kit\"; filename=\"{name}\"\r\nContent-Type: application/octet-stream\r\n\r\n").as_bytes(),
+        );
+        two.extend_from_slice(&std::fs::read(&kit3).expect("kit"));
+        two.extend_from_slice(b"\r\n");
+    }
+    two.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    let res = test::call_service(
+        &svc,
+        form(format!("/kits?csrf={csrf}"), two, cookie.clone()),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    let page = String::from_utf8(test::read_body(res).await.to_vec()).expect("utf-8");
+    assert!(
+        page.contains("several kits given (four.kit, five.kit)"),
+        "{page}"
+    );
+    assert_eq!(knowledge(&f), before);
     let res = test::call_service(
         &svc,
         form(format!("/kits?csrf={csrf}"), body.clone(), cookie.clone()),

@@ -185,7 +185,7 @@ pub fn read_base(
     ids: &[Box<dyn age::Identity>],
     profiles: &[crypto_profiles::Profile],
 ) -> anyhow::Result<BaseKit> {
-    let input = KitInput::from_paths(paths);
+    let input = KitInput::one(paths)?;
     let (manifest, bytes, _, _) = crate::read::read_header(&input, ids, None)?;
     let mut digests = BTreeMap::new();
     for p in profiles {

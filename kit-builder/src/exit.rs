@@ -23,7 +23,7 @@ pub enum ExitStatus {
     /// A delta kit's base kit is not present.
     BaseMissing = 6,
     /// The kit is malformed: truncated, undeclared, duplicate, link or escaping entries, missing payloads,
-    /// missing or duplicated volumes.
+    /// missing, duplicated, foreign or truncated volumes.
     Malformed = 7,
     /// A size or decompression-ratio limit was exceeded.
     LimitExceeded = 8,
@@ -126,9 +126,17 @@ impl Classify for crate::read::KitError {
             K::Expired { .. } => ExitStatus::Expired,
             K::Limit(_) => ExitStatus::LimitExceeded,
             K::Encrypted(_) => ExitStatus::Usage,
+            // A corrupt volume is a digest mismatch like a corrupt payload's; a missing, duplicated, foreign
+            // or truncated one makes an incomplete kit.
             K::Volume(V::Corrupt { .. } | V::Index { .. }) => ExitStatus::VerificationFailed,
             K::Volume(V::Io { .. }) => ExitStatus::Usage,
-            K::Volume(_) => ExitStatus::Malformed,
+            K::Volume(
+                V::NoIndex(_)
+                | V::Missing { .. }
+                | V::Duplicate { .. }
+                | V::Foreign { .. }
+                | V::Truncated { .. },
+            ) => ExitStatus::Malformed,
             K::Io { .. } => ExitStatus::Usage,
             K::Refused { class, .. } => match class {
                 crate::read::Refusal::Rollback => ExitStatus::RollbackRefused,

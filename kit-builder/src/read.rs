@@ -47,12 +47,28 @@ pub enum KitInput {
 }
 
 impl KitInput {
-    /// One path is a kit file unless it looks like a volume; several are volumes.
-    pub fn from_paths(paths: Vec<PathBuf>) -> KitInput {
-        if crate::volume::is_volume_set(&paths) {
-            KitInput::Volumes(paths)
+    /// The one kit these paths make (a kit file, or the volumes of one split kit, see [`KitInput::group`]),
+    /// for commands that take one kit: several whole kits are refused, naming them.
+    pub fn one(paths: Vec<PathBuf>) -> Result<KitInput, InputError> {
+        let mut kits = KitInput::group(paths);
+        match kits.len() {
+            0 => Err(InputError::None),
+            1 => Ok(kits.remove(0)),
+            _ => Err(InputError::Several(
+                kits.iter().map(KitInput::label).collect(),
+            )),
+        }
+    }
+
+    /// Groups the paths of one command line into kits: when any file is named like a volume or a volume
+    /// index (`NAME.NNN`, `NAME.index`), all of them are the volumes of one split kit (a stray file among
+    /// them is then named as not a volume of that kit); otherwise each file is a whole kit, in the order
+    /// given.
+    pub fn group(paths: Vec<PathBuf>) -> Vec<KitInput> {
+        if paths.iter().any(|p| crate::volume::is_volume_file(p)) {
+            vec![KitInput::Volumes(paths)]
         } else {
-            KitInput::File(paths.into_iter().next().unwrap_or_default())
+            paths.into_iter().map(KitInput::File).collect()
         }
     }
 
@@ -66,6 +82,17 @@ impl KitInput {
                 .unwrap_or_default(),
         }
     }
+}
+
+/// Files that do not make the kit(s) a command expects: a usage error.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum InputError {
+    /// Several whole kits where one is expected.
+    #[error("several kits given ({}): give one kit, or the volumes of one split kit", .0.join(", "))]
+    Several(Vec<String>),
+    /// No file at all.
+    #[error("no kit given")]
+    None,
 }
 
 /// Why a kit was refused. Every message names the kit entry or file concerned.
@@ -654,5 +681,53 @@ impl<R: Read> Read for HashingReader<'_, R> {
             return Err(io::Error::new(io::ErrorKind::InvalidData, msg));
         }
         Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    fn paths(names: &[&str]) -> Vec<PathBuf> {
+        names.iter().map(PathBuf::from).collect()
+    }
+
+    fn shape(inputs: &[KitInput]) -> Vec<String> {
+        inputs
+            .iter()
+            .map(|i| match i {
+                KitInput::File(p) => format!("kit {}", p.display()),
+                KitInput::Volumes(v) => format!("volumes {}", v.len()),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn group_takes_volumes_as_one_kit_and_other_files_as_kits_each_and_one_wants_one() {
+        let check = |names: &[&str], expected: &[&str]| {
+            assert_eq!(shape(&KitInput::group(paths(names))), expected, "{names:?}");
+        };
+        check(&["a.kit"], &["kit a.kit"]);
+        check(
+            &["b.kit", "a.kit", "c"],
+            &["kit b.kit", "kit a.kit", "kit c"],
+        );
+        check(&["v.kit.002", "v.kit.001"], &["volumes 2"]);
+        check(&["v.kit.001"], &["volumes 1"]);
+        check(&["v.kit.index", "x/v.kit.001"], &["volumes 2"]);
+        // A whole kit among volumes is one of the set, to be named as not belonging to it.
+        check(&["v.kit.001", "a.kit", "v.kit.index"], &["volumes 3"]);
+        assert_eq!(
+            KitInput::one(paths(&["a.kit", "b.kit"]))
+                .unwrap_err()
+                .to_string(),
+            "several kits given (a.kit, b.kit): give one kit, or the volumes of one split kit"
+        );
+        assert!(matches!(KitInput::one(vec![]), Err(InputError::None)));
+        assert!(matches!(
+            KitInput::one(paths(&["v.kit.002", "v.kit.001"])),
+            Ok(KitInput::Volumes(v)) if v.len() == 2
+        ));
     }
 }

@@ -932,7 +932,7 @@ fn foreign_volume(profile: &'static str) {
         &["v.kit.002", "v.kit.001", "foreign-volume/v.kit.003"],
         7,
         &format!(
-            "foreign-volume/v.kit.003: not a volume of kit 'split-1' (foreign, or corrupt: its {} digest matches no volume in the index)",
+            "foreign-volume/v.kit.003: not a volume of kit 'split-1' (it is from another kit: neither its {} digest nor its first or last bytes match any volume in the index)",
             fx.alg()
         ),
     );
@@ -945,6 +945,50 @@ fn foreign_volume(profile: &'static str) {
         &["v.kit.003", "other.kit.index", "v.kit.001", "v.kit.002"],
         7,
         "v.kit.003: not a volume of kit 'other-000001'",
+    );
+    volumes_still_good(&site);
+}
+
+/// A volume of another kit with the same number and size as ours (two kits of the same size, other
+/// bytes): refused as foreign (7), naming the file, the store unchanged.
+fn foreign_same_size_volume(profile: &'static str) {
+    let (fx, site) = attacked(profile);
+    volumes(&fx);
+    fs::write(fx.d().join("big2.bin"), noise(2560 << 10, 23)).unwrap();
+    fs::create_dir(fx.d().join("other")).unwrap();
+    fx.build(&[
+        "--file",
+        "big2.bin",
+        "--volume-size",
+        "1MiB",
+        "--sequence",
+        "2",
+        "--key",
+        "signer.key.pem",
+        "--id",
+        "split-2",
+        "--out",
+        "other/v.kit",
+    ])
+    .ok();
+    let size = |p: &str| fs::metadata(fx.d().join(p)).unwrap().len();
+    assert_eq!(size("v.kit.002"), size("other/v.kit.002"));
+    fs::create_dir(fx.d().join("swapped")).unwrap();
+    for (from, to) in [
+        ("v.kit.001", "swapped/v.kit.001"),
+        ("other/v.kit.002", "swapped/v.kit.002"),
+        ("v.kit.003", "swapped/v.kit.003"),
+        ("v.kit.index", "swapped/v.kit.index"),
+    ] {
+        fs::copy(fx.d().join(from), fx.d().join(to)).unwrap();
+    }
+    site.refused(
+        &["swapped/v.kit.001", "swapped/v.kit.002", "swapped/v.kit.003"],
+        7,
+        &format!(
+            "swapped/v.kit.002: not a volume of kit 'split-1' (it is from another kit: neither its {} digest nor its first or last bytes match any volume in the index)",
+            fx.alg()
+        ),
     );
     volumes_still_good(&site);
 }
@@ -969,7 +1013,7 @@ fn corrupt_volume(profile: &'static str) {
         &["bad/v.kit.001", "bad/v.kit.002", "bad/v.kit.003"],
         1,
         &format!(
-            "bad/v.kit.002: volume 2 of kit 'split-1' is corrupt ({} digest mismatch)",
+            "bad/v.kit.002: volume 2 of kit 'split-1' is corrupt ({} digest mismatch; its first and last 64 KiB match the index, it differs between them)",
             fx.alg()
         ),
     );
@@ -988,11 +1032,15 @@ fn truncated_volume(profile: &'static str) {
         .unwrap();
     }
     let b = fs::read(fx.d().join("v.kit.003")).unwrap();
-    fs::write(fx.d().join("cut/v.kit.003"), &b[..b.len() / 2]).unwrap();
+    let half = b.len() / 2;
+    fs::write(fx.d().join("cut/v.kit.003"), &b[..half]).unwrap();
     site.refused(
         &["cut/v.kit.001", "cut/v.kit.002", "cut/v.kit.003"],
         7,
-        "cut/v.kit.003: not a volume of kit 'split-1'",
+        &format!(
+            "cut/v.kit.003: volume 3 of kit 'split-1' is truncated ({half} of {} bytes; its first 64 KiB match the index)",
+            b.len()
+        ),
     );
     volumes_still_good(&site);
 }
@@ -1249,8 +1297,8 @@ fn staleness_and_clock(profile: &'static str) {
 // ---------------------------------------------------------------------------------------------------
 // 5. Delta kits.
 
-fn delta(profile: &'static str) {
-    let fx = Fx::new(profile);
+/// `base.kit` (stable 1) and `delta.kit` (stable 2, a delta on it carrying only the changed GHSA-2).
+fn base_and_delta(fx: &Fx) {
     fx.good("1", "base.kit");
     fs::write(
         fx.d().join("GHSA-2.json"),
@@ -1276,6 +1324,11 @@ fn delta(profile: &'static str) {
         "delta.kit",
     ])
     .ok();
+}
+
+fn delta(profile: &'static str) {
+    let fx = Fx::new(profile);
+    base_and_delta(&fx);
     let site = fx.site("data", &[]);
     site.import(&["base.kit"]).ok();
     let r = site.import(&["--json", "delta.kit"]).ok();
@@ -1307,6 +1360,116 @@ fn delta(profile: &'static str) {
         r.stderr
     );
     assert!(fresh.kits().is_empty());
+}
+
+/// Several whole kits in one `stella import`: a delta named before its base is imported after it, each with
+/// its own receipt.
+fn several_kits(profile: &'static str) {
+    let fx = Fx::new(profile);
+    base_and_delta(&fx);
+    let site = fx.site("data", &[]);
+    let r = site.import(&["delta.kit", "base.kit"]).ok();
+    assert_eq!(
+        r.stdout.lines().collect::<Vec<_>>(),
+        [
+            "base.kit: imported kit 'stable-000001' (channel stable, sequence 1, receipt 1)",
+            "delta.kit: imported kit 'stable-000002' (channel stable, sequence 2, receipt 2)",
+        ],
+        "{}",
+        r.stdout
+    );
+    assert_eq!(site.kits(), ["stable-000001", "stable-000002"]);
+    let kits = site.json(&["kits", "--json"]);
+    assert_eq!(kits[0]["receipt"], 1, "{kits:#}");
+    assert_eq!(kits[1]["receipt"], 2, "{kits:#}");
+    assert_eq!(kits[1]["base"], "stable-000001", "{kits:#}");
+    site.whole();
+
+    // --json: every receipt, in import order.
+    let other = fx.site("other", &[]);
+    let r = other.import(&["--json", "delta.kit", "base.kit"]).ok();
+    let receipts: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    let receipts = receipts.as_array().unwrap();
+    assert_eq!(receipts.len(), 2, "{receipts:#?}");
+    for (signed, (kit, number)) in receipts
+        .iter()
+        .zip([("stable-000001", 1), ("stable-000002", 2)])
+    {
+        assert_eq!(signed["receipt"]["kit"], kit, "{signed:#}");
+        assert_eq!(signed["receipt"]["number"], number, "{signed:#}");
+        assert_eq!(signed["receipt"]["result"], "accepted", "{signed:#}");
+    }
+
+    // Usage errors before anything is read or recorded: --force with several kits.
+    let fresh = fx.site("fresh", &[]);
+    let before = fresh.dump();
+    fresh
+        .import(&["--force", "--reason", "x", "base.kit", "delta.kit"])
+        .fails(2, "--force applies to one kit");
+    assert_eq!(before, fresh.dump());
+    assert!(fresh.quarantine().is_empty());
+}
+
+/// Several kits, one bad and one replayed among them: the others are imported, each rejected kit is
+/// quarantined with its own receipt, and the exit code is the first failure's.
+fn several_kits_one_bad(profile: &'static str) {
+    let fx = Fx::new(profile);
+    let d = fx.d();
+    fx.good("1", "k1.kit");
+    fx.good("2", "k2.kit");
+    fx.good("3", "k3.kit");
+    let mut e = craft::entries_of(&d.join("k2.kit"));
+    let path = craft::path_of(&e, "files/noise.bin");
+    craft::flip_payload(&mut e, &path);
+    pack(&d.join("bad.kit"), &e);
+    let site = fx.site("data", &[]);
+    site.import(&["k1.kit"]).ok();
+    // bad.kit: digest mismatch (1); k1.kit again: replay (5); k3.kit: fine.
+    let r = site
+        .import(&["bad.kit", "k1.kit", "k3.kit"])
+        .fails(1, "kit bad.kit rejected: payload 'files/noise.bin'");
+    assert!(
+        r.stderr
+            .contains("kit k1.kit rejected: kit 'stable-000001' was already imported"),
+        "{}",
+        r.stderr
+    );
+    let lines: Vec<&str> = r.stdout.lines().collect();
+    assert_eq!(lines.len(), 3, "{}", r.stdout);
+    assert!(
+        lines[0].starts_with("bad.kit: rejected: payload 'files/noise.bin'")
+            && lines[0].contains("digest mismatch"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        lines[1].starts_with("k1.kit: rejected: kit 'stable-000001' was already imported"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(
+        lines[2],
+        "k3.kit: imported kit 'stable-000003' (channel stable, sequence 3, receipt 4)"
+    );
+    assert_eq!(site.kits(), ["stable-000001", "stable-000003"]);
+    let q = site.quarantine();
+    assert_eq!(q.len(), 2, "{q:#?}");
+    assert_eq!(
+        (q[0]["input"].as_str(), &q[0]["exit_code"]),
+        (Some("bad.kit"), &1.into())
+    );
+    assert_eq!(
+        (q[1]["input"].as_str(), &q[1]["exit_code"]),
+        (Some("k1.kit"), &5.into())
+    );
+    assert_eq!((&q[0]["receipt"], &q[1]["receipt"]), (&2.into(), &3.into()));
+    let kinds = site.audit_kinds();
+    assert_eq!(
+        kinds[kinds.len() - 3..],
+        ["kit-rejected", "kit-rejected", "kit-imported"],
+        "{kinds:?}"
+    );
+    site.whole();
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -1595,6 +1758,96 @@ fn watch(profile: &'static str) {
     site.whole();
 }
 
+/// A delta watched before its base: rejected for the missing base, retried once the base is imported (on a
+/// later stick, in a later pass), while a kit rejected for another reason is not retried.
+fn watch_waits_for_base(profile: &'static str) {
+    let fx = Fx::new(profile);
+    let d = fx.d();
+    base_and_delta(&fx);
+    fx.good("3", "k3.kit");
+    let mut e = craft::entries_of(&d.join("k3.kit"));
+    let path = craft::path_of(&e, "files/noise.bin");
+    craft::flip_payload(&mut e, &path);
+    pack(&d.join("bad.kit"), &e);
+    let site = fx.site("data", &[]);
+    fs::create_dir(d.join("media")).unwrap();
+    let scan = || {
+        site.run(&["import", "--watch", "media", "--once"])
+            .ok()
+            .stdout
+    };
+    // The delta alone, and a bad kit: both rejected.
+    fs::copy(d.join("delta.kit"), d.join("media/a-delta.kit")).unwrap();
+    fs::copy(d.join("bad.kit"), d.join("media/c-bad.kit")).unwrap();
+    let out = scan();
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    assert!(
+        lines[0].starts_with(
+            "a-delta.kit: rejected: delta kit 'stable-000002' needs base kit 'stable-000001' ("
+        ) && lines[0].ends_with("which this site has not imported (retried after the next import)"),
+        "{out}"
+    );
+    assert!(
+        lines[1].starts_with("c-bad.kit: rejected: ") && lines[1].contains("digest mismatch"),
+        "{out}"
+    );
+    assert!(site.kits().is_empty());
+    assert_eq!(scan(), "", "nothing was imported since: nothing is retried");
+    // The base arrives on a later stick: imported, then the waiting delta; the bad kit stays rejected.
+    fs::copy(d.join("base.kit"), d.join("media/b-base.kit")).unwrap();
+    let out = scan();
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        [
+            "b-base.kit: imported kit 'stable-000001' (receipt 3)",
+            "a-delta.kit: imported kit 'stable-000002' (receipt 4)",
+        ],
+        "{out}"
+    );
+    assert_eq!(site.kits(), ["stable-000001", "stable-000002"]);
+    assert_eq!(scan(), "");
+    let q = site.quarantine();
+    assert_eq!(q.len(), 2, "{q:#?}");
+    site.whole();
+
+    // A base imported some other way (here `stella import`) also releases a waiting delta.
+    let other = fx.site("other", &[]);
+    let watch_other = || {
+        other
+            .run(&["import", "--watch", "media2", "--once"])
+            .ok()
+            .stdout
+    };
+    fs::create_dir(d.join("media2")).unwrap();
+    fs::copy(d.join("delta.kit"), d.join("media2/delta.kit")).unwrap();
+    assert!(watch_other().contains("delta.kit: rejected: "));
+    other.import(&["base.kit"]).ok();
+    assert_eq!(
+        watch_other(),
+        "delta.kit: imported kit 'stable-000002' (receipt 3)\n"
+    );
+
+    // Base and delta new in the same pass: the base first, whatever their names.
+    let third = fx.site("third", &[]);
+    fs::create_dir(d.join("media3")).unwrap();
+    fs::copy(d.join("delta.kit"), d.join("media3/a-delta.kit")).unwrap();
+    fs::copy(d.join("base.kit"), d.join("media3/b-base.kit")).unwrap();
+    let out = third
+        .run(&["import", "--watch", "media3", "--once"])
+        .ok()
+        .stdout;
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        [
+            "b-base.kit: imported kit 'stable-000001' (receipt 1)",
+            "a-delta.kit: imported kit 'stable-000002' (receipt 2)",
+        ],
+        "{out}"
+    );
+    assert!(third.quarantine().is_empty());
+}
+
 // ---------------------------------------------------------------------------------------------------
 // 9. Offline: no network namespace at all.
 
@@ -1664,17 +1917,21 @@ macro_rules! per_profile {
             #[test] fn missing_volume() { super::missing_volume($profile) }
             #[test] fn duplicated_volume() { super::duplicated_volume($profile) }
             #[test] fn foreign_volume() { super::foreign_volume($profile) }
+            #[test] fn foreign_same_size_volume() { super::foreign_same_size_volume($profile) }
             #[test] fn corrupt_volume() { super::corrupt_volume($profile) }
             #[test] fn truncated_volume() { super::truncated_volume($profile) }
             #[test] fn untrusted_volume_index() { super::untrusted_volume_index($profile) }
             #[test] fn replay_and_rollback() { super::replay_and_rollback($profile) }
             #[test] fn staleness_and_clock() { super::staleness_and_clock($profile) }
             #[test] fn delta() { super::delta($profile) }
+            #[test] fn several_kits() { super::several_kits($profile) }
+            #[test] fn several_kits_one_bad() { super::several_kits_one_bad($profile) }
             #[test] fn volumes_shuffled() { super::volumes_shuffled($profile) }
             #[test] fn encrypted() { super::encrypted($profile) }
             #[test] fn rotation() { super::rotation($profile) }
             #[test] fn unauthorised_rotation() { super::unauthorised_rotation($profile) }
             #[test] fn watch() { super::watch($profile) }
+            #[test] fn watch_waits_for_base() { super::watch_waits_for_base($profile) }
             #[test] fn offline() { super::offline($profile) }
         }
     )*};

@@ -583,7 +583,7 @@ fn foreign_volume(profile: &'static str) {
         .fails(
             7,
             &format!(
-                "foreign-volume/v.kit.003: not a volume of kit 'split-1' (foreign, or corrupt: its {} digest matches no volume in the index)",
+                "foreign-volume/v.kit.003: not a volume of kit 'split-1' (it is from another kit: neither its {} digest nor its first or last bytes match any volume in the index)",
                 fx.alg()
             ),
         );
@@ -595,21 +595,94 @@ fn foreign_volume(profile: &'static str) {
         .fails(7, "v.kit.003: not a volume of kit 'other-000001'");
 }
 
+/// A volume of another kit with the same number and the same size as ours: named foreign (malformed, 7),
+/// not taken for a corrupt volume of this kit.
+fn foreign_same_size_volume(profile: &'static str) {
+    let fx = Fx::new(profile);
+    volumes(&fx);
+    // Same build but other bytes in big.bin: the same volume sizes, every volume different.
+    fs::write(fx.d().join("big2.bin"), noise(2560 << 10, 23)).unwrap();
+    fs::create_dir(fx.d().join("other")).unwrap();
+    fx.build(&[
+        "--file",
+        "big2.bin",
+        "--volume-size",
+        "1MiB",
+        "--key",
+        "site.key.pem",
+        "--id",
+        "split-2",
+        "--out",
+        "other/v.kit",
+    ])
+    .ok();
+    let size = |p: &str| fs::metadata(fx.d().join(p)).unwrap().len();
+    assert_eq!(size("v.kit.002"), size("other/v.kit.002"));
+    fs::create_dir(fx.d().join("swapped")).unwrap();
+    for (from, to) in [
+        ("v.kit.001", "swapped/v.kit.001"),
+        ("other/v.kit.002", "swapped/v.kit.002"),
+        ("v.kit.003", "swapped/v.kit.003"),
+        ("v.kit.index", "swapped/v.kit.index"),
+    ] {
+        fs::copy(fx.d().join(from), fx.d().join(to)).unwrap();
+    }
+    fx.verify("swapped/v.kit.001", &["swapped/v.kit.002", "swapped/v.kit.003"])
+        .fails(
+            7,
+            &format!(
+                "kit swapped/v.kit.002 rejected: swapped/v.kit.002: not a volume of kit 'split-1' (it is from another kit: neither its {} digest nor its first or last bytes match any volume in the index)",
+                fx.alg()
+            ),
+        );
+}
+
+/// A flipped byte in a volume: corrupt (a digest mismatch, 1), naming the volume and where it differs, also
+/// when the file is not named after it.
 fn corrupt_volume(profile: &'static str) {
     let fx = Fx::new(profile);
     volumes(&fx);
-    let p = fx.d().join("v.kit.002");
-    let mut b = fs::read(&p).unwrap();
-    let mid = b.len() / 2;
-    b[mid] ^= 0x01;
-    fs::write(&p, b).unwrap();
-    fx.verify("v.kit.001", &["v.kit.002", "v.kit.003"]).fails(
-        1,
-        &format!(
-            "v.kit.002: volume 2 of kit 'split-1' is corrupt ({} digest mismatch)",
-            fx.alg()
+    let good = fs::read(fx.d().join("v.kit.002")).unwrap();
+    let flipped = |at: usize| {
+        let mut b = good.clone();
+        b[at] ^= 0x01;
+        b
+    };
+    let alg = fx.alg();
+    for (at, name, detail) in [
+        (
+            good.len() / 2,
+            "v.kit.002",
+            "its first and last 64 KiB match the index, it differs between them",
         ),
-    );
+        (
+            100,
+            "v.kit.002",
+            "its first 64 KiB differ, its last 64 KiB match the index",
+        ),
+        (
+            good.len() - 100,
+            "v.kit.002",
+            "its first 64 KiB match the index, its last 64 KiB differ",
+        ),
+        (
+            good.len() / 2,
+            "v.kit.009",
+            "its first and last 64 KiB match the index, it differs between them",
+        ),
+    ] {
+        let dir = tempfile::tempdir_in(fx.d()).unwrap();
+        let file = dir.path().join(name);
+        fs::write(&file, flipped(at)).unwrap();
+        let file = file.to_str().unwrap();
+        fx.verify("v.kit.001", &["v.kit.index", file, "v.kit.003"])
+            .fails(
+                1,
+                &format!(
+                    "{file}: volume 2 of kit 'split-1' is corrupt ({alg} digest mismatch; {detail})"
+                ),
+            );
+    }
 }
 
 fn truncated_volume(profile: &'static str) {
@@ -617,9 +690,15 @@ fn truncated_volume(profile: &'static str) {
     volumes(&fx);
     let p = fx.d().join("v.kit.003");
     let b = fs::read(&p).unwrap();
-    fs::write(&p, &b[..b.len() / 2]).unwrap();
-    fx.verify("v.kit.001", &["v.kit.002", "v.kit.003"])
-        .fails(7, "v.kit.003: not a volume of kit 'split-1'");
+    let half = b.len() / 2;
+    fs::write(&p, &b[..half]).unwrap();
+    fx.verify("v.kit.001", &["v.kit.002", "v.kit.003"]).fails(
+        7,
+        &format!(
+            "v.kit.003: volume 3 of kit 'split-1' is truncated ({half} of {} bytes; its first 64 KiB match the index)",
+            b.len()
+        ),
+    );
 }
 
 fn untrusted_volume_index(profile: &'static str) {
@@ -682,6 +761,7 @@ macro_rules! per_profile {
             #[test] fn missing_volume() { super::missing_volume($profile) }
             #[test] fn duplicated_volume() { super::duplicated_volume($profile) }
             #[test] fn foreign_volume() { super::foreign_volume($profile) }
+            #[test] fn foreign_same_size_volume() { super::foreign_same_size_volume($profile) }
             #[test] fn corrupt_volume() { super::corrupt_volume($profile) }
             #[test] fn truncated_volume() { super::truncated_volume($profile) }
             #[test] fn untrusted_volume_index() { super::untrusted_volume_index($profile) }

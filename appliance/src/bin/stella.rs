@@ -56,9 +56,10 @@ enum Command {
         #[arg(long, default_value_t = 2)]
         workers: usize,
     },
-    /// Import a kit (or its volumes, in any order), or watch a directory for kits.
+    /// Import a kit (or its volumes, in any order), several kits (each whole or not at all, a delta after
+    /// its base), or watch a directory for kits.
     Import {
-        /// The kit, or its volumes (and index).
+        /// The kit, several kits, or the volumes (and index) of one split kit.
         #[arg(required_unless_present = "watch")]
         kit: Vec<PathBuf>,
         /// Accept a sequence at or below the channel's high-water mark; needs --reason and is audited.
@@ -473,8 +474,16 @@ fn run(cli: Cli) -> Result<ExitStatus> {
             if let Some(dir) = watch {
                 return watch_dir(&site, &dir, once, interval, &mut out);
             }
+            let mut inputs = kit_builder::read::KitInput::group(kit);
+            if inputs.len() > 1 {
+                if force {
+                    anyhow::bail!("--force applies to one kit: import the kit to force on its own");
+                }
+                return import_several(&site, inputs, json, &mut out);
+            }
+            let input = inputs.pop().context("no kit given")?;
             let req = ImportRequest {
-                input: kit_builder::read::KitInput::from_paths(kit),
+                input,
                 force_reason: if force { reason } else { None },
                 now: now()?,
                 actor: actor(),
@@ -965,6 +974,59 @@ fn verify_bundle(a: &VerifyBundleArgs, out: &mut impl std::io::Write) -> Result<
     })
 }
 
+/// `stella import A.kit B.kit …`: each kit whole or not at all, with its own receipt, a delta after its base
+/// when both are given; one line per kit, and the exit status of the first refusal.
+fn import_several(
+    site: &Site,
+    inputs: Vec<kit_builder::read::KitInput>,
+    json: bool,
+    out: &mut impl std::io::Write,
+) -> Result<ExitStatus> {
+    let mut status = ExitStatus::Ok;
+    let mut receipts = Vec::new();
+    for input in import::order_by_base(site, inputs) {
+        let label = input.label();
+        let req = ImportRequest {
+            input,
+            force_reason: None,
+            now: now()?,
+            actor: actor(),
+            label: None,
+        };
+        match import::import(site, &req) {
+            Ok(signed) => {
+                if !json {
+                    let r = &signed.receipt;
+                    writeln!(
+                        out,
+                        "{label}: imported kit '{}' (channel {}, sequence {}, receipt {})",
+                        r.kit.as_deref().unwrap_or("?"),
+                        r.channel.as_deref().unwrap_or("?"),
+                        r.sequence.unwrap_or(0),
+                        r.number
+                    )?;
+                }
+                receipts.push(signed);
+            }
+            Err(e) => {
+                if !json {
+                    writeln!(out, "{label}: rejected: {}", e.message)?;
+                }
+                eprintln!("stella: error: {e}");
+                if status == ExitStatus::Ok {
+                    status = e.status;
+                }
+                receipts.extend(e.receipt.map(|r| *r));
+            }
+        }
+        out.flush()?;
+    }
+    if json {
+        writeln!(out, "{}", serde_json::to_string_pretty(&receipts)?)?;
+    }
+    Ok(status)
+}
+
 fn watch_dir(
     site: &Site,
     dir: &std::path::Path,
@@ -972,39 +1034,28 @@ fn watch_dir(
     interval: u64,
     out: &mut impl std::io::Write,
 ) -> Result<ExitStatus> {
+    // The clock is read for each import; an unreadable STELLA_NOW fails before the first pass.
+    now()?;
+    let mut clock = || now().unwrap_or_else(|_| SystemClock.now());
     loop {
-        let inputs = import::pending_inputs(dir)
-            .with_context(|| format!("{}: cannot list", dir.display()))?;
-        for (name, input) in inputs {
-            let fp = import::input_fingerprint(&input);
-            if import::seen(site, &fp)? {
-                continue;
+        import::watch_pass(site, dir, &mut clock, &mut |o: &import::WatchOutcome| {
+            match &o.result {
+                Ok(r) => writeln!(
+                    out,
+                    "{}: imported kit '{}' (receipt {})",
+                    o.name,
+                    r.receipt.kit.as_deref().unwrap_or("?"),
+                    r.receipt.number
+                )?,
+                Err(e) if o.will_retry => writeln!(
+                    out,
+                    "{}: rejected: {} (retried after the next import)",
+                    o.name, e.message
+                )?,
+                Err(e) => writeln!(out, "{}: rejected: {}", o.name, e.message)?,
             }
-            let req = ImportRequest {
-                input,
-                force_reason: None,
-                now: now()?,
-                actor: "watch".into(),
-                label: None,
-            };
-            let result = match import::import(site, &req) {
-                Ok(r) => {
-                    writeln!(
-                        out,
-                        "{name}: imported kit '{}' (receipt {})",
-                        r.receipt.kit.as_deref().unwrap_or("?"),
-                        r.receipt.number
-                    )?;
-                    "imported".to_owned()
-                }
-                Err(e) => {
-                    writeln!(out, "{name}: rejected: {}", e.message)?;
-                    format!("rejected: {}", e.message)
-                }
-            };
-            out.flush()?;
-            import::mark_seen(site, &fp, &result)?;
-        }
+            out.flush()
+        })?;
         if once {
             return Ok(ExitStatus::Ok);
         }

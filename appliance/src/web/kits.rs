@@ -233,10 +233,15 @@ fn import_files(
         .iter()
         .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
         .collect();
+    // Errors name the uploaded files, not where they were spooled.
+    let input = KitInput::one(paths).map_err(|e| {
+        let spooled = format!("{}/", spool.display());
+        WebError::bad_request("bad-upload", e.to_string().replace(&spooled, ""))
+    })?;
     let res = import::import(
         &site,
         &ImportRequest {
-            input: KitInput::from_paths(paths),
+            input,
             force_reason: reason,
             now,
             actor: format!("console:{}", who.user),

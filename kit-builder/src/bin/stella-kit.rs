@@ -459,7 +459,7 @@ fn run(cli: Cli) -> Result<ExitStatus> {
         Command::Verify(a) => return verify(a, out),
         Command::Inspect(a) => {
             let ids = kit_builder::cli::identities(&a.identity)?;
-            let input = kit_builder::read::KitInput::from_paths(a.kit.clone());
+            let input = kit_builder::read::KitInput::one(a.kit.clone())?;
             let (manifest, _, envelope, _) = kit_builder::read::read_header(&input, &ids, None)?;
             let signers: Vec<String> = envelope
                 .signatures
@@ -777,7 +777,7 @@ fn verify(a: VerifyArgs, out: &mut impl std::io::Write) -> Result<ExitStatus> {
         limits,
         identities: &ids,
     };
-    let input = kit_builder::read::KitInput::from_paths(a.kit.clone());
+    let input = kit_builder::read::KitInput::one(a.kit.clone())?;
     let verified = kit_builder::read::verify_with_progress(
         &input,
         &opts,
