@@ -17,4 +17,5 @@ pub mod signers;
 pub mod signing;
 pub(crate) mod single_read;
 pub mod source;
+mod tar_index;
 pub mod volume;

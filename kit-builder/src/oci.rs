@@ -406,36 +406,20 @@ pub struct SavedImage {
 /// Reads every image of a docker-archive tar. Blobs stay in the archive (byte ranges); configs and layers
 /// are hashed to get their OCI digests.
 pub fn read_docker_archive(file: &Path) -> Result<Vec<SavedImage>, String> {
-    let f = File::open(file).map_err(|e| format!("{}: {e}", file.display()))?;
-    let mut archive = tar::Archive::new(f);
-    // Positions of regular entries: name -> (offset, size), so blobs stream straight from the archive.
-    let mut entries: BTreeMap<String, (u64, u64)> = BTreeMap::new();
-    let mut manifest_json: Option<Vec<u8>> = None;
-    for e in archive
-        .entries()
-        .map_err(|e| format!("not a tar archive: {e}"))?
-    {
-        let mut e = e.map_err(|e| format!("corrupt tar archive: {e}"))?;
-        if !e.header().entry_type().is_file() {
-            continue;
-        }
-        let path = e
-            .path()
-            .map_err(|e| format!("bad entry path: {e}"))?
-            .to_string_lossy()
-            .into_owned();
-        let path = path.trim_start_matches("./").to_owned();
-        if path == "manifest.json" {
-            let mut buf = Vec::new();
-            (&mut e)
-                .take(MAX_JSON)
-                .read_to_end(&mut buf)
-                .map_err(|e| format!("manifest.json: {e}"))?;
-            manifest_json = Some(buf);
-        }
-        entries.insert(path, (e.raw_file_position(), e.size()));
-    }
-    let manifest_json = manifest_json.ok_or("no manifest.json: not a docker-archive")?;
+    use crate::tar_index::{Archive, Unresolved};
+    // Entries by path, so blobs stream straight from the archive; names resolve through links inside it.
+    let archive = Archive::read(file)?;
+    let (manifest_at, manifest_len) = match archive.resolve("manifest.json", "'manifest.json'") {
+        Ok(found) => found,
+        Err(Unresolved::Missing(_)) => return Err("no manifest.json: not a docker-archive".into()),
+        Err(Unresolved::Refused(why)) => return Err(why),
+    };
+    let mut manifest_json = Vec::new();
+    archive
+        .slice(manifest_at, manifest_len)
+        .open()
+        .and_then(|r| r.take(MAX_JSON).read_to_end(&mut manifest_json))
+        .map_err(|e| format!("manifest.json: {e}"))?;
     let list: Value =
         serde_json::from_slice(&manifest_json).map_err(|e| format!("manifest.json: {e}"))?;
     let list = list
@@ -445,17 +429,10 @@ pub fn read_docker_archive(file: &Path) -> Result<Vec<SavedImage>, String> {
         return Err("manifest.json lists no image".into());
     }
     let slice = |name: &str| -> Result<(Source, u64), String> {
-        let (offset, size) = entries
-            .get(name)
-            .ok_or_else(|| format!("entry '{name}' named by manifest.json is missing"))?;
-        Ok((
-            Source::Slice {
-                file: file.to_owned(),
-                offset: *offset,
-                len: *size,
-            },
-            *size,
-        ))
+        let (offset, size) = archive
+            .resolve(name, &format!("entry '{name}' named by manifest.json"))
+            .map_err(Unresolved::into_message)?;
+        Ok((archive.slice(offset, size), size))
     };
     let mut out = Vec::with_capacity(list.len());
     for (i, img) in list.iter().enumerate() {

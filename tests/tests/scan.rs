@@ -277,3 +277,143 @@ fn alpine_corpus_image_gives_its_14_packages() {
     assert_eq!(r["record"]["packages"].as_array().unwrap().len(), 14, "{r}");
     assert_eq!(r["record"]["os"]["version_id"], "3.10.4");
 }
+
+/// A site in `d` that trusts a fresh FIPS kit signer.
+fn site(d: &Path) {
+    gen_key(d, "fips", None, "signer");
+    stella(
+        d,
+        &[
+            "init",
+            "--profile",
+            "fips",
+            "--kit-signer",
+            "signer.pub.pem",
+        ],
+    )
+    .ok();
+}
+
+#[test]
+fn corpus_docker_archive_whose_second_image_links_to_a_shared_layer_scans() {
+    let Some(c) = corpus() else { return };
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    site(d);
+    // go-containerregistry's test_link.tar: two images; the second names its first layer through a
+    // symbolic link to the first image's layer.tar (`../6e77…/layer.tar`), as `docker save` writes a
+    // layer two images share. Every image of the archive is read, so the link must resolve for the
+    // first image to be scanned; before links were followed this failed with "entry … is missing".
+    let archive = c.join("images/go-containerregistry/pkg/v1/tarball/testdata/test_link.tar");
+    let spec = format!("docker-archive:{}", archive.display());
+    let r: Value =
+        serde_json::from_str(&stella(d, &["scan", "--json", &spec]).ok().stdout).unwrap();
+    assert_eq!(r["record"]["name"], "bazel/v1/tarball:test_image_1", "{r}");
+    assert_eq!(
+        r["record"]["layers"],
+        json!(["sha256:8897395fd26dc44ad0e2a834335b33198cb41ac4d98dfddf58eced3853fa7b17"]),
+        "{r}"
+    );
+}
+
+/// An extra entry of a test docker-archive; names and link targets are written as given.
+#[derive(Clone, Copy)]
+enum Entry<'a> {
+    File(&'a [u8]),
+    Symlink(&'a str),
+    HardLink(&'a str),
+}
+
+/// Writes a docker-archive of one image (config `c.json`, one layer named `layer`) with `extra` entries.
+fn linked_archive(path: &Path, layer: &str, extra: &[(&str, Entry<'_>)]) {
+    let manifest = serde_json::to_vec(&json!([{"Config": "c.json", "Layers": [layer]}])).unwrap();
+    let mut entries = vec![
+        ("manifest.json", Entry::File(&manifest)),
+        ("c.json", Entry::File(b"{}")),
+    ];
+    entries.extend_from_slice(extra);
+    let mut b = tar::Builder::new(fs::File::create(path).unwrap());
+    for (name, e) in entries {
+        let mut h = tar::Header::new_gnu();
+        h.set_mode(0o644);
+        let (kind, data, target): (_, &[u8], &str) = match e {
+            Entry::File(data) => (tar::EntryType::Regular, data, ""),
+            Entry::Symlink(t) => (tar::EntryType::Symlink, b"", t),
+            Entry::HardLink(t) => (tar::EntryType::Link, b"", t),
+        };
+        h.set_entry_type(kind);
+        h.set_size(data.len() as u64);
+        let gnu = h.as_gnu_mut().unwrap();
+        gnu.name[..name.len()].copy_from_slice(name.as_bytes());
+        gnu.linkname[..target.len()].copy_from_slice(target.as_bytes());
+        h.set_cksum();
+        b.append(&h, data).unwrap();
+    }
+    b.finish().unwrap();
+}
+
+#[test]
+fn docker_archive_links_that_loop_or_leave_the_archive_are_refused() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    site(d);
+    let tar_layer = layer(&[("/etc/os-release", Some(OS.as_bytes()))]);
+    let cases = [
+        (
+            "symlink-loop",
+            "a/layer.tar",
+            vec![
+                ("a/layer.tar", Entry::Symlink("../b/layer.tar")),
+                ("b/layer.tar", Entry::HardLink("a/layer.tar")),
+            ],
+            "entry 'a/layer.tar' named by manifest.json is a link loop: 'a/layer.tar' -> \
+             'b/layer.tar' -> 'a/layer.tar'",
+        ),
+        (
+            "symlink-escape",
+            "a/layer.tar",
+            vec![
+                ("a/layer.tar", Entry::Symlink("../../layer.tar")),
+                ("layer.tar", Entry::File(&tar_layer)),
+            ],
+            "entry 'a/layer.tar' named by manifest.json leaves the archive: link 'a/layer.tar' \
+             points to '../../layer.tar'",
+        ),
+        (
+            "absolute-symlink",
+            "a/layer.tar",
+            vec![("a/layer.tar", Entry::Symlink("/etc/passwd"))],
+            "entry 'a/layer.tar' named by manifest.json leaves the archive: link 'a/layer.tar' \
+             points to '/etc/passwd'",
+        ),
+        (
+            "dot-dot-path",
+            "../layer.tar",
+            vec![("../layer.tar", Entry::File(&tar_layer))],
+            "entry '../layer.tar' named by manifest.json is outside the archive",
+        ),
+    ];
+    for (attack, layer_name, extra, message) in cases {
+        let path = d.join(format!("{attack}.tar"));
+        linked_archive(&path, layer_name, &extra);
+        stella(d, &["scan", &format!("docker-archive:{attack}.tar")]).fails(2, message);
+    }
+    // The same layer named through links that stay inside resolves: a symbolic link relative to its
+    // directory, a hard link relative to the root.
+    linked_archive(
+        &d.join("links.tar"),
+        "b/layer.tar",
+        &[
+            ("a/layer.tar", Entry::File(&tar_layer)),
+            ("c/layer.tar", Entry::HardLink("./a/layer.tar")),
+            ("b/layer.tar", Entry::Symlink("../c/layer.tar")),
+        ],
+    );
+    let r: Value = serde_json::from_str(
+        &stella(d, &["scan", "--json", "docker-archive:links.tar"])
+            .ok()
+            .stdout,
+    )
+    .unwrap();
+    assert_eq!(r["record"]["os"]["version_id"], "3.19.1", "{r}");
+}
