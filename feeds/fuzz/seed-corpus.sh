@@ -21,7 +21,7 @@ seed() { # seed TARGET FILE [NAME]: copy FILE into corpus/TARGET when it exists
   if [ -f "$file" ]; then cp -f "$file" "$out/$target/$name"; fi
 }
 
-mkdir -p "$out"/{feeds_parse,version_parse,purl_parse,kit_manifest,dsse_envelope,public_key_pem,private_key_pem,kit_read,oci_docker_archive,oci_layout}
+mkdir -p "$out"/{feeds_parse,version_parse,purl_parse,kit_manifest,dsse_envelope,public_key_pem,private_key_pem,kit_read,oci_docker_archive,oci_layout,gzip_parallel,scan_docker_archive}
 
 # Feeds: one or two small documents of every format, and the hand-made fixtures of the feeds tests.
 for f in "$here"/../tests/data/*; do seed feeds_parse "$f"; done
@@ -81,11 +81,57 @@ if [ -n "$src" ]; then
   done
 
   # Docker archives and OCI layouts (tarred, with ./ paths as `tar -C` writes them).
-  for f in "$src"/images/go-containerregistry/pkg/v1/tarball/testdata/*.tar; do seed oci_docker_archive "$f"; done
+  for f in "$src"/images/go-containerregistry/pkg/v1/tarball/testdata/*.tar; do
+    seed oci_docker_archive "$f"; seed scan_docker_archive "$f"
+  done
+  # Docker-archives naming layers through links: a shared layer (symbolic and hard link), a loop, an
+  # escape. The scanner's reader follows links inside the archive and refuses the rest.
+  links=$(mktemp -d)
+  (
+    cd "$links"
+    mkdir -p shared/a shared/b loop/a loop/b escape/a
+    for d in shared loop escape; do printf '{}' >"$d/c.json"; done
+    cp "$src"/images/go-containerregistry/pkg/v1/tarball/testdata/test_image_1.tar shared/a/layer.tar
+    ln -s ../a/layer.tar shared/b/layer.tar
+    ln shared/a/layer.tar shared/hard.tar
+    ln -s ../b/layer.tar loop/a/layer.tar
+    ln -s ../a/layer.tar loop/b/layer.tar
+    ln -s ../../etc/passwd escape/a/layer.tar
+    printf '[{"Config":"c.json","Layers":["a/layer.tar","b/layer.tar","hard.tar"]}]' >shared/manifest.json
+    printf '[{"Config":"c.json","Layers":["a/layer.tar"]}]' >loop/manifest.json
+    cp loop/manifest.json escape/manifest.json
+    for d in shared loop escape; do tar -C "$d" -cf "$out/scan_docker_archive/links-$d.tar" .; done
+  ) || true
+  rm -rf "$links"
+
   for d in "$src"/images/go-containerregistry/pkg/v1/layout/testdata/*/; do
     [ -f "$d/oci-layout" ] || continue
     tar -C "$d" -cf "$out/oci_layout/$(basename "$d").tar" .
   done
+fi
+
+# The parallel gzip reader: recipes (see fuzz_targets/gzip_parallel.rs; byte 0 below 0x80) mixing
+# words, noise, runs, long copies and an embedded gzip stream, at several levels, tunings and shapes.
+prog='\x06\x1f\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\x00\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\x00\x01\x02\x03\x04\x05\x06\x07\x04\xff\x1f\x34\x12\x05\x00\x10\xff\x1f\x03\x00\xff\x0f\x06\x1f\x07\x07\x03\x0b\x05\x05\x40\x00\xff\x1f\x07\xff\x0f\x04\x00\x10\x99\x88'
+for head in '\x05\x00\x00' '\x01\x01\x00' '\x08\x02\x08' '\x45\x83\x60' '\x02\x0c\x21' '\x06\x10\xe3'; do
+  n=$(printf '%s' "$head" | tr -d '\\x' | head -c 12)
+  { printf "$head"; for _ in 1 2 3 4 5 6 7 8 9 10 11 12; do printf "$prog"; done; } >"$out/gzip_parallel/recipe-$n"
+done
+if [ -n "$src" ]; then
+  # Gzip blobs as they are (byte 0 at 0x80 or above): small layout layers, and 128 KiB of a real image's
+  # tar compressed by gzip(1), whose blocks split where zlib-rs's do not.
+  n=0
+  for f in "$src"/images/go-containerregistry/pkg/v1/layout/testdata/test_index/blobs/sha256/*; do
+    [ "$(head -c 2 "$f" | od -An -tx1 | tr -d ' ')" = 1f8b ] || continue
+    n=$((n + 1))
+    { printf '\x80\x00'; cat "$f"; } >"$out/gzip_parallel/raw-layout-$n"
+  done
+  alpine=$src/images/trivy/alpine-310.docker-archive.tar.gz
+  if [ -f "$alpine" ] && command -v gzip >/dev/null; then
+    for level in 1 6 9; do
+      { printf '\x80\x01'; gzip -dc "$alpine" | head -c 131072 | gzip -"$level" -n; } >"$out/gzip_parallel/raw-alpine-$level" || true
+    done
+  fi
 fi
 
 # A real kit, its manifest and envelope, and keys of every profile, when stella-kit is available.

@@ -78,6 +78,35 @@ pub fn open(src: &Source) -> io::Result<Box<dyn TarStream>> {
     }
 }
 
+/// The parallel reader over `src` with sizes small enough for fuzz inputs, for the `gzip_parallel` fuzz
+/// target (feeds/fuzz): at the production [`TUNING`] anything under 4 MiB takes the serial path, so
+/// arbitrary bytes would never reach the speculative decodes, the joins and the in-order fallback.
+/// Here there is no minimum size and two workers decode parts of 1 to 8 KiB; `knob` picks the part
+/// size (bits 0-1), a speculative output cap just above the window (bit 2), an early check for a clean
+/// window (bit 3) and a compressed-input margin too small to reach the end of the blob (bit 4), so the
+/// ways a worker gives up are reached too. `None` when the reader would take the serial path (not a
+/// gzip header it handles, or a first block that is not dynamic). Not part of the API.
+#[doc(hidden)]
+pub fn parallel_for_fuzzing(src: &Source, knob: u8) -> io::Result<Option<Box<dyn TarStream>>> {
+    let part = 1u64 << (10 + (knob & 3));
+    let tuning = Tuning {
+        parallel_min: 0,
+        part_min: part,
+        part_max: part,
+        part_out_max: if knob & 4 == 0 {
+            256 << 10
+        } else {
+            WINDOW + (4 << 10)
+        },
+        step_out: 8 << 10,
+        clean_check: if knob & 8 == 0 { 4 << 10 } else { 1 << 10 },
+        margin: 1 << 10,
+        margin_max: if knob & 16 == 0 { 1 << 20 } else { 16 << 10 },
+        workers: 2,
+    };
+    Ok(Parallel::start(src, tuning)?.map(|p| Box::new(p) as Box<dyn TarStream>))
+}
+
 /// The decompressed bytes of a gzip blob, inflated by zlib-rs on a worker thread (every member of a
 /// multi-member file, as `gzip -d` does).
 pub fn serial(src: &Source) -> io::Result<Box<dyn TarStream>> {
@@ -1021,6 +1050,21 @@ mod tests {
         let mut rest = Vec::new();
         r.read_to_end(&mut rest).unwrap();
         assert!(rest == want[at..]);
+    }
+
+    #[test]
+    fn the_fuzzing_hook_takes_the_parallel_path_at_every_tuning() {
+        let data = sample(150 << 10, 21);
+        let blob = gz(&data, 6);
+        for knob in 0..32u8 {
+            let src = Source::Memory(blob.clone().into());
+            let mut r = parallel_for_fuzzing(&src, knob)
+                .unwrap()
+                .expect("parallel path");
+            let mut out = Vec::new();
+            r.read_to_end(&mut out).unwrap();
+            assert!(out == data, "knob {knob}");
+        }
     }
 
     #[test]
