@@ -106,6 +106,20 @@ fn layer_cache_whiteouts_sbom_and_reevaluation() {
     let again: Value =
         serde_json::from_str(&stella(d, &["scan", "--json", "img-b"]).ok().stdout).unwrap();
     assert_eq!(again["layers_analysed"], 0);
+    // An image listing one new layer twice analyses it once.
+    let twice = layer(&[("/opt/twice.txt", Some(b"y"))]);
+    layout(&d.join("img-twice"), &[twice.clone(), twice], None);
+    let rt: Value = serde_json::from_str(
+        &stella(d, &["scan", "--json", "oci-layout:img-twice"])
+            .ok()
+            .stdout,
+    )
+    .unwrap();
+    assert_eq!(
+        (rt["layers_analysed"].as_u64(), rt["layers_cached"].as_u64()),
+        (Some(1), Some(1)),
+        "{rt}"
+    );
     let cdx1 = stella(d, &["sbom", &b, "--format", "cyclonedx"])
         .ok()
         .stdout;

@@ -15,6 +15,7 @@ use crate::store::{Batch, MetaStore, Store, StoreError, Tree};
 use layer::LayerResult;
 use package::{OsRelease, Package};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use thiserror::Error;
 
 /// A scanned image: its inventory (the SBOM's content), stored by manifest digest.
@@ -78,7 +79,13 @@ pub fn scan(store: &Store, spec: &str, now: &str) -> Result<ScanReport, ScanErro
     let mut results: Vec<LayerResult> = Vec::with_capacity(img.layers.len());
     let mut analysed = 0;
     let mut batch = Batch::default();
+    // Layers analysed in this scan, not yet in the store: an image may list the same layer twice.
+    let mut fresh: BTreeMap<&str, usize> = BTreeMap::new();
     for l in &img.layers {
+        if let Some(&i) = fresh.get(l.digest.as_str()) {
+            results.push(results[i].clone());
+            continue;
+        }
         match store.get_json::<LayerResult>(Tree::Layers, l.digest.as_bytes())? {
             Some(cached) => results.push(cached),
             None => {
@@ -88,6 +95,7 @@ pub fn scan(store: &Store, spec: &str, now: &str) -> Result<ScanReport, ScanErro
                 })?;
                 batch.put_json(Tree::Layers, l.digest.as_bytes(), &r);
                 analysed += 1;
+                fresh.insert(&l.digest, results.len());
                 results.push(r);
             }
         }
