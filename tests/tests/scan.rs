@@ -328,6 +328,33 @@ fn corpus_docker_archive_whose_second_image_links_to_a_shared_layer_scans() {
         json!(["sha256:8897395fd26dc44ad0e2a834335b33198cb41ac4d98dfddf58eced3853fa7b17"]),
         "{r}"
     );
+    // The second image, by index or by its tag (skopeo's syntax): its first layer is the first image's
+    // (cached), its second its own (analysed the first time only).
+    for (pick, analysed) in [("@1", 1), ("bazel/v1/tarball:test_image_3", 0)] {
+        let r: Value = serde_json::from_str(
+            &stella(d, &["scan", "--json", &format!("{spec}:{pick}")])
+                .ok()
+                .stdout,
+        )
+        .unwrap();
+        assert_eq!(r["record"]["name"], "bazel/v1/tarball:test_image_3", "{r}");
+        assert_eq!(r["record"]["source"], format!("{spec}:{pick}"), "{r}");
+        assert_eq!(
+            r["record"]["layers"][0],
+            "sha256:8897395fd26dc44ad0e2a834335b33198cb41ac4d98dfddf58eced3853fa7b17",
+            "{r}"
+        );
+        assert_eq!(
+            r["record"]["layers"].as_array().map(Vec::len),
+            Some(2),
+            "{r}"
+        );
+        assert_eq!(r["layers_analysed"], analysed, "{r}");
+    }
+    stella(d, &["scan", &format!("{spec}:@2")]).fails(
+        2,
+        "no image '@2' in the archive; it holds: @0 bazel/v1/tarball:test_image_1, @1 bazel/v1/tarball:test_image_3",
+    );
 }
 
 /// An extra entry of a test docker-archive; names and link targets are written as given.

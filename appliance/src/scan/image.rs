@@ -394,8 +394,27 @@ pub fn open(spec: &str, store: &Store) -> Result<Image, ImageError> {
     };
     match kind {
         "oci-layout" => open_layout(&path).map_err(err),
-        _ => open_docker_archive(&path).map_err(err),
+        _ => {
+            let (file, pick) = archive_selector(&path);
+            open_docker_archive(&file, pick).map_err(err)
+        }
     }
+}
+
+/// Which image of a docker-archive a spec names, as skopeo writes it: `FILE` (the first), `FILE:@N` (the
+/// N-th, from 0) or `FILE:NAME:TAG` (the image whose first repo tag that is). The file is the longest
+/// prefix before a `:` that is a file, so paths with colons still work.
+fn archive_selector(spec: &Path) -> (PathBuf, Option<String>) {
+    let text = spec.to_string_lossy();
+    if spec.is_file() {
+        return (spec.to_owned(), None);
+    }
+    text.match_indices(':')
+        .map(|(i, _)| i)
+        .rev()
+        .find(|&i| Path::new(&text[..i]).is_file())
+        .map(|i| (PathBuf::from(&text[..i]), Some(text[i + 1..].to_owned())))
+        .unwrap_or_else(|| (spec.to_owned(), None))
 }
 
 fn label(p: &Path) -> String {
@@ -437,12 +456,33 @@ fn open_layout(dir: &Path) -> Result<Image, String> {
     })
 }
 
-fn open_docker_archive(file: &Path) -> Result<Image, String> {
+fn open_docker_archive(file: &Path, pick: Option<String>) -> Result<Image, String> {
     // The kit builder's reader, so a saved image has the same manifest digest in a kit and in a scan.
-    let img = kit_builder::oci::read_docker_archive(file)?
-        .into_iter()
-        .next()
-        .ok_or("manifest.json lists no image")?;
+    let mut images = kit_builder::oci::read_docker_archive(file)?;
+    let at = match pick.as_deref() {
+        None => Some(0),
+        Some(p) => match p.strip_prefix('@') {
+            Some(n) => n.parse::<usize>().ok().filter(|&n| n < images.len()),
+            None => images.iter().position(|i| i.name == p),
+        },
+    };
+    let Some(at) = at else {
+        let names: Vec<String> = images
+            .iter()
+            .enumerate()
+            .map(|(i, img)| format!("@{i} {}", img.name))
+            .collect();
+        return Err(format!(
+            "no image '{}' in the archive; it holds: {}",
+            pick.unwrap_or_default(),
+            names.join(", ")
+        ));
+    };
+    let source = match &pick {
+        Some(p) => format!("docker-archive:{}:{p}", file.display()),
+        None => format!("docker-archive:{}", file.display()),
+    };
+    let img = images.swap_remove(at);
     let layers = img
         .layers
         .into_iter()
@@ -454,7 +494,7 @@ fn open_docker_archive(file: &Path) -> Result<Image, String> {
         .collect();
     Ok(Image {
         name: img.name,
-        source: format!("docker-archive:{}", file.display()),
+        source,
         digest: img.manifest_digest,
         config: img.config.digest,
         layers,
