@@ -353,7 +353,7 @@ fn corpus_docker_archive_whose_second_image_links_to_a_shared_layer_scans() {
     }
     stella(d, &["scan", &format!("{spec}:@2")]).fails(
         2,
-        "no image '@2' in the archive; it holds: @0 bazel/v1/tarball:test_image_1, @1 bazel/v1/tarball:test_image_3",
+        "no image '@2' here; there are: @0 bazel/v1/tarball:test_image_1, @1 bazel/v1/tarball:test_image_3",
     );
 }
 
@@ -457,4 +457,46 @@ fn docker_archive_links_that_loop_or_leave_the_archive_are_refused() {
     )
     .unwrap();
     assert_eq!(r["record"]["os"]["version_id"], "3.19.1", "{r}");
+}
+
+#[test]
+fn an_image_of_an_oci_layout_is_chosen_by_ref_name_or_index() {
+    let Some(c) = corpus() else { return };
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    site(d);
+    // go-containerregistry's layout test_index: refs 1 and 2 are images, 3 and 4 indexes.
+    let dir = c.join("images/go-containerregistry/pkg/v1/layout/testdata/test_index");
+    let spec = format!("oci-layout:{}", dir.display());
+    let scan = |pick: &str| -> Value {
+        serde_json::from_str(
+            &stella(d, &["scan", "--json", &format!("{spec}:{pick}")])
+                .ok()
+                .stdout,
+        )
+        .unwrap()
+    };
+    let one = scan("1");
+    assert_eq!(
+        one["record"]["digest"],
+        "sha256:eebff607b1628d67459b0596643fc07de70d702eccf030f0bc7bb6fc2b278650",
+        "{one}"
+    );
+    assert_eq!(one["record"]["name"], "test_index:1", "{one}");
+    assert_eq!(scan("@0")["record"]["digest"], one["record"]["digest"]);
+    let two = scan("2");
+    assert_eq!(
+        two["record"]["digest"],
+        "sha256:32589985702551b6c56033bb3334432a0a513bf9d6aceda0f67c42b003850720",
+        "{two}"
+    );
+    // An index: the image is chosen inside it (ref 3's index holds image 1 again).
+    let three = scan("3");
+    assert_eq!(three["record"]["name"], "test_index:3", "{three}");
+    assert_eq!(
+        three["record"]["digest"], one["record"]["digest"],
+        "{three}"
+    );
+    stella(d, &["scan", &format!("{spec}:9")])
+        .fails(2, "no image '9' here; there are: @0 1, @1 2, @2 3, @3 4");
 }

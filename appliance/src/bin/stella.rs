@@ -127,8 +127,8 @@ enum Command {
         #[arg(long)]
         corpus: Option<PathBuf>,
     },
-    /// Scan an image (oci-layout:DIR, docker-archive:FILE[:@N|:NAME:TAG], a path, or the digest of an image
-    /// a kit brought); layers seen before are not analysed again.
+    /// Scan an image (oci-layout:DIR[:@N|:REF], docker-archive:FILE[:@N|:NAME:TAG], a path, or the digest
+    /// of an image a kit brought); layers seen before are not analysed again.
     Scan {
         /// The image.
         image: String,

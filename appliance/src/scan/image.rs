@@ -393,28 +393,48 @@ pub fn open(spec: &str, store: &Store) -> Result<Image, ImageError> {
         }
     };
     match kind {
-        "oci-layout" => open_layout(&path).map_err(err),
+        "oci-layout" => {
+            let (dir, pick) = selector(&path, Path::is_dir);
+            open_layout(&dir, pick).map_err(err)
+        }
         _ => {
-            let (file, pick) = archive_selector(&path);
+            let (file, pick) = selector(&path, Path::is_file);
             open_docker_archive(&file, pick).map_err(err)
         }
     }
 }
 
-/// Which image of a docker-archive a spec names, as skopeo writes it: `FILE` (the first), `FILE:@N` (the
-/// N-th, from 0) or `FILE:NAME:TAG` (the image whose first repo tag that is). The file is the longest
-/// prefix before a `:` that is a file, so paths with colons still work.
-fn archive_selector(spec: &Path) -> (PathBuf, Option<String>) {
+/// Which image of a layout or archive a spec names, as skopeo writes it: `PATH` (the default one),
+/// `PATH:@N` (the N-th, from 0) or `PATH:REF` (a layout's `org.opencontainers.image.ref.name`, an
+/// archive's first repo tag). `PATH` is the longest prefix before a `:` that `exists` says is there, so
+/// paths with colons still work.
+fn selector(spec: &Path, exists: fn(&Path) -> bool) -> (PathBuf, Option<String>) {
     let text = spec.to_string_lossy();
-    if spec.is_file() {
+    if exists(spec) {
         return (spec.to_owned(), None);
     }
     text.match_indices(':')
         .map(|(i, _)| i)
         .rev()
-        .find(|&i| Path::new(&text[..i]).is_file())
+        .find(|&i| exists(Path::new(&text[..i])))
         .map(|i| (PathBuf::from(&text[..i]), Some(text[i + 1..].to_owned())))
         .unwrap_or_else(|| (spec.to_owned(), None))
+}
+
+/// The position `pick` names among `names` (`@N`, or a name), or an error listing what there is.
+fn position(pick: &str, names: &[String]) -> Result<usize, String> {
+    let at = match pick.strip_prefix('@') {
+        Some(n) => n.parse::<usize>().ok().filter(|&n| n < names.len()),
+        None => names.iter().position(|n| n == pick),
+    };
+    at.ok_or_else(|| {
+        let there: Vec<String> = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| format!("@{i} {n}"))
+            .collect();
+        format!("no image '{pick}' here; there are: {}", there.join(", "))
+    })
 }
 
 fn label(p: &Path) -> String {
@@ -423,8 +443,8 @@ fn label(p: &Path) -> String {
         .unwrap_or_else(|| p.display().to_string())
 }
 
-fn open_layout(dir: &Path) -> Result<Image, String> {
-    let index: Value = serde_json::from_slice(
+fn open_layout(dir: &Path, pick: Option<String>) -> Result<Image, String> {
+    let mut index: Value = serde_json::from_slice(
         &std::fs::read(dir.join("index.json")).map_err(|e| format!("index.json: {e}"))?,
     )
     .map_err(|e| format!("index.json: {e}"))?;
@@ -440,16 +460,39 @@ fn open_layout(dir: &Path) -> Result<Image, String> {
             Err(format!("blob {d} is missing"))
         }
     };
+    const REF: &str = "/annotations/org.opencontainers.image.ref.name";
+    let source = match &pick {
+        Some(p) => format!("oci-layout:{}:{p}", dir.display()),
+        None => format!("oci-layout:{}", dir.display()),
+    };
+    if let Some(p) = pick {
+        // Only the chosen descriptor (an image, or an index to choose the platform from).
+        let listed = index
+            .get_mut("manifests")
+            .and_then(Value::as_array_mut)
+            .ok_or("index lists no manifests")?;
+        let names: Vec<String> = listed
+            .iter()
+            .map(|d| {
+                d.pointer(REF)
+                    .and_then(Value::as_str)
+                    .unwrap_or("(no ref)")
+                    .to_owned()
+            })
+            .collect();
+        let chosen = listed.swap_remove(position(&p, &names)?);
+        *listed = vec![chosen];
+    }
     let (digest, manifest) = pick_manifest(&index, &blob)?;
     let (config, layers) = layers_of(&manifest, &blob)?;
     let name = index
-        .pointer("/manifests/0/annotations/org.opencontainers.image.ref.name")
+        .pointer(&format!("/manifests/0{REF}"))
         .and_then(Value::as_str)
         .map(|t| format!("{}:{t}", label(dir)))
         .unwrap_or_else(|| label(dir));
     Ok(Image {
         name,
-        source: format!("oci-layout:{}", dir.display()),
+        source,
         digest,
         config,
         layers,
@@ -459,24 +502,12 @@ fn open_layout(dir: &Path) -> Result<Image, String> {
 fn open_docker_archive(file: &Path, pick: Option<String>) -> Result<Image, String> {
     // The kit builder's reader, so a saved image has the same manifest digest in a kit and in a scan.
     let mut images = kit_builder::oci::read_docker_archive(file)?;
-    let at = match pick.as_deref() {
-        None => Some(0),
-        Some(p) => match p.strip_prefix('@') {
-            Some(n) => n.parse::<usize>().ok().filter(|&n| n < images.len()),
-            None => images.iter().position(|i| i.name == p),
-        },
-    };
-    let Some(at) = at else {
-        let names: Vec<String> = images
-            .iter()
-            .enumerate()
-            .map(|(i, img)| format!("@{i} {}", img.name))
-            .collect();
-        return Err(format!(
-            "no image '{}' in the archive; it holds: {}",
-            pick.unwrap_or_default(),
-            names.join(", ")
-        ));
+    let at = match &pick {
+        None => 0,
+        Some(p) => {
+            let names: Vec<String> = images.iter().map(|i| i.name.clone()).collect();
+            position(p, &names)?
+        }
     };
     let source = match &pick {
         Some(p) => format!("docker-archive:{}:{p}", file.display()),
