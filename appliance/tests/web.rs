@@ -578,6 +578,36 @@ async fn sign_in_and_throttling() {
     .await;
     assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
     assert!(res.headers().get(header::RETRY_AFTER).is_some());
+    let audited = || -> Vec<(String, String, serde_json::Value)> {
+        appliance::audit::events(&f.state.site().store)
+            .expect("events")
+            .into_iter()
+            .filter(|e| e.kind.starts_with("sign-"))
+            .map(|e| (e.kind, e.actor, e.data))
+            .collect()
+    };
+    // Sign-ins, successful or not, are in the audit chain; throttled attempts are not.
+    let events = audited();
+    let kinds: Vec<&str> = events.iter().map(|e| e.0.as_str()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "sign-in-failed",
+            "sign-in",
+            "sign-in-failed",
+            "sign-in-failed",
+            "sign-in-failed",
+            "sign-in-failed",
+            "sign-in-failed"
+        ],
+        "{events:?}"
+    );
+    assert_eq!(events[1].1, "admin");
+    assert_eq!(events[1].2["must_change"], true);
+    assert_eq!(
+        (events[0].1.as_str(), &events[0].2["user"]),
+        ("anonymous", &serde_json::json!("admin"))
+    );
     // Logout ends the session.
     let res = test::call_service(
         &svc,
@@ -598,6 +628,15 @@ async fn sign_in_and_throttling() {
     )
     .await;
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    let events = audited();
+    let last = events.last().expect("events");
+    assert_eq!(
+        (last.0.as_str(), last.1.as_str()),
+        ("sign-out", "admin"),
+        "{events:?}"
+    );
+    let verified = appliance::audit::verify(&f.state.site().store, &f.state.site().profile);
+    assert!(verified.is_ok(), "{verified:?}");
 }
 
 /// Builds a feed kit signed by the demo kit signer: channel `demo`, the given sequence.

@@ -628,6 +628,16 @@ pub async fn login(
         }
         state.metrics.login("failed");
         tracing::warn!(user = %form.user, %peer, "sign-in failed");
+        // In the audit chain too (throttled attempts are not, so a flood cannot grow it without bound). The
+        // name tried is cut short: it is whatever the client sent.
+        let tried: String = form.user.chars().take(64).collect();
+        super::audit_event(
+            &state,
+            Batch::default(),
+            "sign-in-failed",
+            "anonymous",
+            serde_json::json!({"user": tried, "peer": peer}),
+        )?;
         return login_form(
             &state,
             &form.next,
@@ -647,18 +657,25 @@ pub async fn login(
         created: now,
         expires: now + SESSION_SECONDS,
     };
+    let mut b = Batch::default();
     {
         let site = state.site();
-        let mut b = Batch::default();
         // Expired sessions (anyone's) are dropped whenever someone signs in.
         for (k, v) in site.store.scan(Tree::Sessions, b"")? {
             if serde_json::from_slice::<Session>(&v).map_or(true, |s| s.expires <= now) {
                 b.remove(Tree::Sessions, k);
             }
         }
-        b.put_json(Tree::Sessions, sha256_hex(token.as_bytes()), &session);
-        site.store.apply(b)?;
     }
+    b.put_json(Tree::Sessions, sha256_hex(token.as_bytes()), &session);
+    // The session and its audit event in one transaction.
+    super::audit_event(
+        &state,
+        b,
+        "sign-in",
+        &u.name,
+        serde_json::json!({"peer": peer, "must_change": u.must_change}),
+    )?;
     let to = if u.must_change {
         "/account"
     } else {
@@ -693,9 +710,17 @@ fn dummy_hash() -> String {
 /// `POST /logout`.
 pub async fn logout(state: State, req: HttpRequest) -> Result<HttpResponse, WebError> {
     if let Some(c) = req.cookie(SESSION_COOKIE) {
+        let key = sha256_hex(c.value().as_bytes());
+        let session: Option<Session> = state
+            .site()
+            .store
+            .get_json(Tree::Sessions, key.as_bytes())?;
         let mut b = Batch::default();
-        b.remove(Tree::Sessions, sha256_hex(c.value().as_bytes()));
-        state.site().store.apply(b)?;
+        b.remove(Tree::Sessions, key);
+        match session {
+            Some(s) => super::audit_event(&state, b, "sign-out", &s.user, serde_json::json!({}))?,
+            None => state.site().store.apply(b)?,
+        }
     }
     Ok(HttpResponse::SeeOther()
         .cookie(
