@@ -27,18 +27,7 @@ fn apk_db(pkgs: &[(&str, &str, &str)]) -> String {
 fn layer_cache_whiteouts_sbom_and_reevaluation() {
     let t = tempfile::tempdir().unwrap();
     let d = t.path();
-    gen_key(d, "fips", None, "signer");
-    stella(
-        d,
-        &[
-            "init",
-            "--profile",
-            "fips",
-            "--kit-signer",
-            "signer.pub.pem",
-        ],
-    )
-    .ok();
+    site(d);
 
     let base = layer(&[
         ("/etc/os-release", Some(OS.as_bytes())),
@@ -268,18 +257,7 @@ fn alpine_corpus_image_gives_its_14_packages() {
     let Some(c) = corpus() else { return };
     let t = tempfile::tempdir().unwrap();
     let d = t.path();
-    gen_key(d, "fips", None, "signer");
-    stella(
-        d,
-        &[
-            "init",
-            "--profile",
-            "fips",
-            "--kit-signer",
-            "signer.pub.pem",
-        ],
-    )
-    .ok();
+    site(d);
     let gz = fs::read(c.join("images/trivy/alpine-310.docker-archive.tar.gz")).unwrap();
     fs::write(d.join("alpine.tar"), gunzip(&gz)).unwrap();
     let r: Value = serde_json::from_str(
@@ -295,17 +273,7 @@ fn alpine_corpus_image_gives_its_14_packages() {
 /// A site in `d` that trusts a fresh FIPS kit signer.
 fn site(d: &Path) {
     gen_key(d, "fips", None, "signer");
-    stella(
-        d,
-        &[
-            "init",
-            "--profile",
-            "fips",
-            "--kit-signer",
-            "signer.pub.pem",
-        ],
-    )
-    .ok();
+    stella_tests::init_fips_site(d, NOW);
 }
 
 #[test]
