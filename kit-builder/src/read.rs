@@ -287,8 +287,8 @@ fn open_stream(
     policy: &TrustPolicy,
     identities: &[Box<dyn age::Identity>],
     counter: std::sync::Arc<std::sync::atomic::AtomicU64>,
-) -> Result<(Box<dyn Read>, Option<VolumeIndex>), KitError> {
-    let (raw, volumes): (Box<dyn Read>, Option<VolumeIndex>) = match input {
+) -> Result<(Box<dyn Read + Send>, Option<VolumeIndex>), KitError> {
+    let (raw, volumes): (Box<dyn Read + Send>, Option<VolumeIndex>) = match input {
         KitInput::File(p) => (
             Box::new(File::open(p).map_err(io_err(p.display().to_string()))?),
             None,
@@ -303,10 +303,123 @@ fn open_stream(
         inner: raw,
         n: counter,
     };
-    Ok((
-        decompress(Box::new(counted), identities, &input.label())?,
-        volumes,
-    ))
+    let stream = decompress(Box::new(counted), identities, &input.label())?;
+    let ahead = ReadAhead::spawn(stream).map_err(io_err("starting the kit reader thread"))?;
+    Ok((Box::new(ahead), volumes))
+}
+
+/// Size of the buffers [`ReadAhead`] hands over.
+const AHEAD_CHUNK: usize = 1 << 20;
+/// How many of them it may fill ahead of the reader.
+const AHEAD_CHUNKS: usize = 4;
+
+/// What the read-ahead thread sends: a filled buffer (and how much of it is data), the end, or a failure.
+enum Ahead {
+    Data(Vec<u8>, usize),
+    End,
+    Failed(io::Error),
+}
+
+/// Reads a stream on a thread of its own, at most [`AHEAD_CHUNKS`] MiB ahead, so that reading the kit
+/// (volume re-hashing, age decryption, zstd) overlaps with hashing its payloads under the site profile on
+/// the caller's thread: verification takes the longer of the two instead of their sum. Buffers go back to
+/// the thread for reuse. When the reader is dropped early (a refused kit), the thread stops at its next
+/// buffer, so memory stays bounded whatever the kit's size.
+struct ReadAhead {
+    full: std::sync::mpsc::Receiver<Ahead>,
+    empty: std::sync::mpsc::Sender<Vec<u8>>,
+    buf: Vec<u8>,
+    len: usize,
+    pos: usize,
+    /// The end was seen, or a failure reported: later reads say so again.
+    done: Option<io::ErrorKind>,
+}
+
+impl ReadAhead {
+    fn spawn(mut inner: Box<dyn Read + Send>) -> io::Result<ReadAhead> {
+        let (full_tx, full) = std::sync::mpsc::sync_channel::<Ahead>(AHEAD_CHUNKS - 1);
+        let (empty, empty_rx) = std::sync::mpsc::channel::<Vec<u8>>();
+        std::thread::Builder::new()
+            .name("kit-read-ahead".into())
+            .spawn(move || loop {
+                let mut buf = empty_rx.try_recv().unwrap_or_default();
+                if buf.len() < AHEAD_CHUNK {
+                    buf.resize(AHEAD_CHUNK, 0);
+                }
+                let mut filled = 0;
+                let mut end = false;
+                while filled < AHEAD_CHUNK {
+                    match inner.read(&mut buf[filled..]) {
+                        Ok(0) => {
+                            end = true;
+                            break;
+                        }
+                        Ok(n) => filled += n,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(e) => {
+                            // What was read before the failure first, as a plain reader gives it.
+                            if filled > 0 && full_tx.send(Ahead::Data(buf, filled)).is_err() {
+                                return;
+                            }
+                            let _ = full_tx.send(Ahead::Failed(e));
+                            return;
+                        }
+                    }
+                }
+                if filled > 0 && full_tx.send(Ahead::Data(buf, filled)).is_err() {
+                    return;
+                }
+                if end {
+                    let _ = full_tx.send(Ahead::End);
+                    return;
+                }
+            })?;
+        Ok(ReadAhead {
+            full,
+            empty,
+            buf: Vec::new(),
+            len: 0,
+            pos: 0,
+            done: None,
+        })
+    }
+}
+
+impl Read for ReadAhead {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        while self.pos == self.len {
+            match self.done {
+                Some(io::ErrorKind::UnexpectedEof) => return Ok(0),
+                Some(kind) => return Err(io::Error::new(kind, "reading the kit failed earlier")),
+                None => {}
+            }
+            let spent = std::mem::take(&mut self.buf);
+            if !spent.is_empty() {
+                let _ = self.empty.send(spent);
+            }
+            match self.full.recv() {
+                Ok(Ahead::Data(buf, len)) => {
+                    self.buf = buf;
+                    self.len = len;
+                    self.pos = 0;
+                }
+                Ok(Ahead::End) => self.done = Some(io::ErrorKind::UnexpectedEof),
+                Ok(Ahead::Failed(e)) => {
+                    self.done = Some(e.kind());
+                    return Err(e);
+                }
+                // The thread ended without saying why (it panicked): never taken for the end of the kit.
+                Err(_) => {
+                    self.done = Some(io::ErrorKind::Other);
+                    return Err(io::Error::other("the kit reader thread stopped"));
+                }
+            }
+        }
+        let n = out.len().min(self.len - self.pos);
+        out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
 }
 
 /// Reads an entry fully, refusing more than `max` bytes.
@@ -374,8 +487,8 @@ pub fn read_header(
             // Unverified: chain the numbered volumes in file-name order to read the header only.
             let mut sorted = paths.clone();
             sorted.retain(|p| p.extension().is_none_or(|e| e != "index"));
-            sorted.sort();
-            let mut chain: Box<dyn Read> = Box::new(io::empty());
+            sorted.sort_by_key(|p| crate::volume::volume_number_of(p));
+            let mut chain: Box<dyn Read + Send> = Box::new(io::empty());
             for p in sorted.into_iter().rev() {
                 let f = File::open(&p).map_err(io_err(p.display().to_string()))?;
                 chain = Box::new(f.chain(chain));
@@ -402,13 +515,13 @@ pub fn read_header(
 /// The decompressed tar stream of raw kit bytes: age-decrypted first when they start with the age header,
 /// then zstd. `label` names the kit in errors.
 fn decompress(
-    raw: Box<dyn Read>,
+    raw: Box<dyn Read + Send>,
     identities: &[Box<dyn age::Identity>],
     label: &str,
-) -> Result<Box<dyn Read>, KitError> {
+) -> Result<Box<dyn Read + Send>, KitError> {
     let mut buffered = BufReader::with_capacity(1 << 20, raw);
     let head = buffered.fill_buf().map_err(io_err(label))?;
-    let compressed: Box<dyn Read> = if head.starts_with(AGE_MAGIC) {
+    let compressed: Box<dyn Read + Send> = if head.starts_with(AGE_MAGIC) {
         if identities.is_empty() {
             return Err(KitError::Encrypted(
                 "give the site's age identity to decrypt it".into(),
@@ -688,6 +801,66 @@ impl<R: Read> Read for HashingReader<'_, R> {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
+
+    /// Gives `data`, then fails with `fail` if set, in reads of at most 1000 bytes.
+    struct Source {
+        data: Vec<u8>,
+        at: usize,
+        fail: Option<io::ErrorKind>,
+    }
+
+    impl Read for Source {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            if self.at == self.data.len() {
+                return match self.fail {
+                    Some(io::ErrorKind::Other) => panic!("reader panics"),
+                    Some(kind) => Err(io::Error::new(kind, "broken")),
+                    None => Ok(0),
+                };
+            }
+            let n = buf.len().min(1000).min(self.data.len() - self.at);
+            buf[..n].copy_from_slice(&self.data[self.at..self.at + n]);
+            self.at += n;
+            Ok(n)
+        }
+    }
+
+    fn ahead(len: usize, fail: Option<io::ErrorKind>) -> ReadAhead {
+        let data: Vec<u8> = (0..len).map(|i| (i * 7 % 251) as u8).collect();
+        ReadAhead::spawn(Box::new(Source { data, at: 0, fail })).unwrap()
+    }
+
+    #[test]
+    fn read_ahead_gives_the_stream_then_its_end_or_its_failure() {
+        for len in [
+            0,
+            1,
+            AHEAD_CHUNK - 1,
+            AHEAD_CHUNK,
+            3 * AHEAD_CHUNK + 17,
+            9 * AHEAD_CHUNK,
+        ] {
+            let want: Vec<u8> = (0..len).map(|i| (i * 7 % 251) as u8).collect();
+            let mut got = Vec::new();
+            ahead(len, None).read_to_end(&mut got).unwrap();
+            assert!(got == want, "{len}");
+            // A failure after the data: the data, then the error, and an error again after it.
+            let mut r = ahead(len, Some(io::ErrorKind::InvalidData));
+            let mut got = Vec::new();
+            let e = r.read_to_end(&mut got).unwrap_err();
+            assert_eq!(e.kind(), io::ErrorKind::InvalidData);
+            assert!(got == want, "{len}");
+            assert!(r.read(&mut [0u8; 10]).is_err());
+        }
+        // A reader that panics (what it had read is lost with its thread): an error, never the end.
+        let mut r = ahead(5000, Some(io::ErrorKind::Other));
+        let e = r.read_to_end(&mut Vec::new()).unwrap_err();
+        assert_eq!(e.to_string(), "the kit reader thread stopped");
+        // Dropped early: dropping does not wait for the thread, which stops at its next hand-over.
+        let mut r = ahead(64 * AHEAD_CHUNK, None);
+        r.read_exact(&mut [0u8; 10]).unwrap();
+        drop(r);
+    }
 
     fn paths(names: &[&str]) -> Vec<PathBuf> {
         names.iter().map(PathBuf::from).collect()
