@@ -1051,7 +1051,7 @@ impl Progress {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
     use crate::read::{KitInput, Limits, ReadOptions, VerifyOnly};
@@ -1062,7 +1062,8 @@ mod tests {
         Ok(())
     }
 
-    fn noise(len: usize, seed: u64) -> Vec<u8> {
+    /// Incompressible bytes, the same for the same seed.
+    pub(crate) fn noise(len: usize, seed: u64) -> Vec<u8> {
         let mut x = seed | 1;
         (0..len)
             .map(|_| {

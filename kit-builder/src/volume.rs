@@ -787,19 +787,8 @@ impl Read for ChainReader {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
+    use crate::build::tests::noise;
     use crypto_profiles::ProfileId;
-
-    fn noise(len: usize, seed: u64) -> Vec<u8> {
-        let mut x = seed | 1;
-        (0..len)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                (x >> 24) as u8
-            })
-            .collect()
-    }
 
     fn fips() -> Profile {
         Profile::new(ProfileId::Fips).unwrap()
