@@ -10,7 +10,7 @@ use crate::manifest::{Digests, Manifest};
 use crypto_profiles::dsse::{Envelope, TrustPolicy};
 use crypto_profiles::{DigestAlg, Profile, ProfileSigner};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
@@ -88,9 +88,6 @@ struct Current {
     hasher: Option<MultiHasher>,
     size: u64,
     writeback: crate::files::Writeback,
-    /// Volumes only: its first and its last (up to) [`SAMPLE_WINDOW`] bytes so far.
-    head: Vec<u8>,
-    tail: VecDeque<u8>,
 }
 
 /// A finished output file: the temp file, its digests, size and samples (volumes only).
@@ -148,20 +145,25 @@ impl VolumeWriter {
     }
 
     fn roll(&mut self) -> io::Result<()> {
-        if let Some(mut c) = self.current.take() {
+        if let Some(c) = self.current.take() {
             c.writeback.finish();
             let (d, samples) = match c.hasher {
                 Some(h) => {
                     let d = h.finish().map_err(|e| io::Error::other(e.to_string()))?;
+                    // The two ends, read back from the volume just written (still in the page cache).
                     let window = sample_window(c.size);
-                    let w = usize::try_from(window).unwrap_or(usize::MAX);
-                    let tail = c.tail.make_contiguous();
-                    let samples = VolumeSamples {
-                        window,
-                        head: self.digests_of(&c.head[..w.min(c.head.len())])?,
-                        tail: self.digests_of(&tail[tail.len().saturating_sub(w)..])?,
-                    };
-                    (d, Some(samples))
+                    let mut bytes = vec![0u8; usize::try_from(window).unwrap_or(usize::MAX)];
+                    let mut ends = [Digests::new(), Digests::new()];
+                    for (end, at) in ends.iter_mut().zip([0, c.size - window]) {
+                        std::os::unix::fs::FileExt::read_exact_at(
+                            c.file.as_file(),
+                            &mut bytes,
+                            at,
+                        )?;
+                        *end = self.digests_of(&bytes)?;
+                    }
+                    let [head, tail] = ends;
+                    (d, Some(VolumeSamples { window, head, tail }))
                 }
                 None => (Digests::new(), None),
             };
@@ -211,8 +213,6 @@ impl VolumeWriter {
                 hasher,
                 size: 0,
                 writeback,
-                head: Vec::new(),
-                tail: VecDeque::new(),
             });
         }
         Ok(())
@@ -304,15 +304,7 @@ impl Write for VolumeWriter {
         if let Some(c) = self.current.as_mut() {
             c.file.write_all(&buf[..take])?;
             if let Some(h) = c.hasher.as_mut() {
-                let bytes = &buf[..take];
-                h.write_all(bytes)?;
-                let window = SAMPLE_WINDOW as usize;
-                let room = window.saturating_sub(c.head.len()).min(bytes.len());
-                c.head.extend_from_slice(&bytes[..room]);
-                let keep = bytes.len().min(window);
-                c.tail.extend(&bytes[bytes.len() - keep..]);
-                let excess = c.tail.len().saturating_sub(window);
-                c.tail.drain(..excess);
+                h.write_all(&buf[..take])?;
             }
             c.size += take as u64;
             c.writeback.wrote(take as u64);
